@@ -97,7 +97,9 @@ _HEADER_LINE = re.compile(
     rb"Authentication-Results|ARC-[A-Za-z-]+|Cc|In-Reply-To|References):)",
     re.IGNORECASE,
 )
-_HTML = re.compile(rb"<\s*(?:!doctype\s+html|html|head|body|script|iframe|meta|div|table|p)\b", re.I)
+_HTML = re.compile(
+    rb"<\s*(?:!doctype\s+html|html|head|body|script|iframe|meta|div|table|p)\b", re.I
+)
 
 
 def _is_pe(head: bytes) -> bool:

@@ -40,7 +40,7 @@ class Limits:
     max_mime_parts: int = 20_000
 
 
-class LimitExceeded(Exception):  # noqa: N818 - it is a condition, not a bug
+class LimitExceeded(Exception):
     """A limit was hit; ``reason`` is shown to people (``limit: depth 17 > 16``).
 
     ``fatal`` limits (time, total bytes) stop the whole walk; the others only
@@ -89,6 +89,4 @@ class Budget:
 
     def check_time(self) -> None:
         if self._clock() > self._deadline:
-            raise LimitExceeded(
-                f"limit: scan time over {self.limits.max_seconds:g} s", fatal=True
-            )
+            raise LimitExceeded(f"limit: scan time over {self.limits.max_seconds:g} s", fatal=True)

@@ -24,6 +24,7 @@ no name ever reaches the file system.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import mmap
 import tempfile
@@ -143,7 +144,9 @@ class BufferReader(io.RawIOBase):
         return n
 
     def read(self, size: int | None = -1) -> bytes:
-        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        end = len(self._view)
+        if size is not None and size >= 0:
+            end = min(end, self._pos + size)
         out = bytes(self._view[self._pos : end])
         self._pos = max(self._pos, end)
         return out
@@ -188,10 +191,8 @@ class WalkContext:
 
     def close(self) -> None:
         for res in reversed(self._held):
-            try:
+            # a memoryview still exported keeps an mmap open; the file closes
+            # anyway and the kernel frees both with the last reference
+            with contextlib.suppress(BufferError, OSError, ValueError):
                 res.close()
-            except (BufferError, OSError, ValueError):
-                # a memoryview still exported keeps an mmap open; the file
-                # closes anyway and the kernel frees both with the last ref
-                pass
         self._held.clear()

@@ -1,0 +1,76 @@
+"""The ``mailwarden`` command: one program, one subcommand per job.
+
+Each subcommand lives in its own module with a ``register(subparsers)`` that
+adds its parser (with man-page-quality help) and a ``run(args) -> int``.
+:func:`main` is the only place that turns exceptions into exit codes.
+
+SECURITY: the CLI runs with the caller's rights; subcommands that need
+privileges say so in their own modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from mailwarden import __version__
+from mailwarden.cli import config_cmd, db, scan
+from mailwarden.errors import ConfigError, MailwardenError
+
+DESCRIPTION = textwrap.dedent(
+    """\
+    mailwarden: an antivirus gateway for Linux mail servers.
+
+    One engine (ClamAV signatures, YARA rules, heuristics; MIME and archives
+    decoded to the last part) and one policy, wherever mail moves through the
+    server. Run `mailwarden COMMAND --help` for each command's manual.
+    """
+)
+
+EPILOG = textwrap.dedent(
+    """\
+    configuration: /etc/mailwarden/mailwarden.toml, then conf.d/*.toml beside it;
+    -c FILE or $MAILWARDEN_CONFIG name another file. `mailwarden config defaults`
+    prints every key with its default.
+    """
+)
+
+_COMMANDS = (scan, db, config_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailwarden",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mailwarden {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"mailwarden: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except MailwardenError as exc:
+        print(f"mailwarden: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

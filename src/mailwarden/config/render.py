@@ -1,0 +1,47 @@
+"""Render the configuration as commented TOML: the documented defaults, or the
+effective values with where each came from.
+
+Used by ``mailwarden config defaults`` (whose output is docs/configuration.md's
+reference) and ``mailwarden config check``.
+
+SECURITY: prints configuration values; no secret keys exist in these sections.
+Sections that later hold secrets must mask them here.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from mailwarden.config.load import Config, defaults
+from mailwarden.config.schema import SECTIONS
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def render(config: Config | None = None, *, show_origin: bool = False) -> str:
+    cfg = config or defaults()
+    out: list[str] = []
+    for section in SECTIONS:
+        out.extend("# " + line for line in textwrap.wrap(section.doc, 78))
+        out.append(f"[{section.name}]")
+        for opt in section.options:
+            out.extend("# " + line for line in textwrap.wrap(opt.doc, 78))
+            if opt.choices:
+                out.append("# one of: " + ", ".join(opt.choices))
+            line = f"{opt.key} = {toml_value(cfg[section.name][opt.key])}"
+            origin = cfg.origins.get((section.name, opt.key))
+            if show_origin:
+                line += f"    # from {origin}" if origin else "    # default"
+            out.append(line)
+        out.append("")
+    return "\n".join(out)
