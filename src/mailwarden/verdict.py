@@ -59,13 +59,17 @@ class Finding:
     part: str
     engine: str
     category: Category = Category.INFECTED
+    #: False for names from unsigned ClamAV databases, which clamd reports
+    #: with a ".UNOFFICIAL" suffix; the clamd-compatible protocol needs it
+    official: bool = True
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "part": self.part,
             "engine": self.engine,
             "category": self.category.value,
+            "official": self.official,
         }
 
     @classmethod
@@ -75,6 +79,7 @@ class Finding:
             part=str(data.get("part", "")),
             engine=str(data.get("engine", "")),
             category=Category(data.get("category", "infected")),
+            official=bool(data.get("official", True)),
         )
 
 

@@ -119,13 +119,13 @@ class Engine:
         for obj, kind in walk(ScanObject(data), ctx, as_mail=as_mail):
             part = display_name(obj.part, limit=400)
             infected = [
-                Finding(m.name, part, m.engine)
+                Finding(m.name, part, m.engine, official=m.official)
                 for m in self.signatures.match(
                     obj.data, kind, container=obj.parent_kind, all_matches=not stop_early
                 )
             ]
             if self.yara is not None and kind is not FileKind.EMPTY:
-                infected.extend(Finding(rule, part, "yara") for rule in self.yara.match(obj.data))
+                infected.extend(Finding(rule, part, "yara", official=False) for rule in self.yara.match(obj.data))
             findings.extend(infected)
             if stop_early and infected:
                 return
