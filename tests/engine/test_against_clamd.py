@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from support.benchdata import load_manifest, make_corpus, make_sigs, shared_bench_dir
-from support.clamd import ClamdFactory, ClamdHandle, parse_reply
+from support.clamd import ClamdFactory, ClamdHandle
+from support.outcomes import Outcome, agree, clamd_outcome, engine_outcome
 from support.tools import missing, require
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -47,46 +48,6 @@ class Sample:
     label: str
     data: bytes
     expected: str | None = None  # the corpus manifest's verdict, when known
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One scanner's answer reduced to what both scanners can say."""
-
-    kind: str  # clean | infected | unscanned | error
-    names: tuple[str, ...] = ()
-    detail: str = ""
-    suspicious: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        """The form used in the differences file: a signature name or the kind."""
-        return self.names[0] if self.kind == "infected" else self.kind
-
-
-def clamd_outcome(reply: str) -> Outcome:
-    kind, detail = parse_reply(reply)
-    if kind == "infected":
-        return Outcome("infected", (detail,))
-    return Outcome(kind, detail=detail)
-
-
-def engine_outcome(verdict: Any) -> Outcome:
-    """Reduce a Verdict: infected by signature, else unscanned/error, else clean."""
-    infected = tuple(f.name for f in verdict.findings if f.category.value == "infected")
-    suspicious = tuple(f.name for f in verdict.findings if f.category.value == "suspicious")
-    if infected:
-        return Outcome("infected", infected, suspicious=suspicious)
-    if verdict.status.value in ("unscanned", "error"):
-        return Outcome(verdict.status.value, detail=verdict.reason or "", suspicious=suspicious)
-    return Outcome("clean", suspicious=suspicious)
-
-
-def agree(theirs: Outcome, ours: Outcome) -> bool:
-    """Same kind and, when infected, clamd's (single, first) name among ours."""
-    if theirs.kind != ours.kind:
-        return False
-    return theirs.kind != "infected" or theirs.names[0] in ours.names
 
 
 def load_differences(path: Path = DIFFERENCES) -> list[dict[str, str]]:
@@ -212,7 +173,7 @@ def test_engine_agrees_with_clamd(
     infected_both = 0
     for sample in samples:
         theirs = clamd_results[sample.label]
-        ours = engine_outcome(engine.scan_bytes(sample.data))
+        ours = engine_outcome(engine.scan_bytes(sample.data).to_dict())
         if ours.kind == "clean" and ours.suspicious:
             suspicious_only.append(f"{sample.label}: {', '.join(ours.suspicious)}")
         entry = listed.get(sample.label)
