@@ -1,0 +1,73 @@
+"""Reading a hostile file name the way the recipient's desktop will.
+
+Used by ``_check``: :func:`read_name` turns ``ScanObject.name`` into the few
+facts the name heuristics need (final extension, the extension before it,
+padding, a right-to-left override).  It reproduces what Windows and common
+mail clients do to a name before they decide what it is: keep only the last
+path element, stop at a NUL, drop control and invisible format characters,
+strip the trailing dots and spaces that Windows ignores, and fold case.
+
+SECURITY: names come from the sender and are untrusted labels.  Work is bounded
+by :data:`_MAX_NAME` characters, whatever the name's length; nothing here
+touches the file system.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import NamedTuple
+
+#: only the tail of a longer name matters for its extension; the padding trick
+#: needs far fewer characters than this to push the extension out of view
+_MAX_NAME = 1024
+_MAX_EXT = 20
+_RLO = "\u202e"
+#: what Windows and mail clients drop from the end of a name: every Unicode
+#: space (the highest is U+3000) and dots
+_TRAILING_JUNK = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "."
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf"})
+
+
+class NameFacts(NamedTuple):
+    """What the name heuristics look at; extensions are lower case without the dot."""
+
+    ext: str
+    #: the extension before ``ext`` (``pdf`` in ``invoice.pdf.exe``), or ""
+    prev_ext: str
+    #: whitespace fills the space before the final extension
+    padded: bool
+    #: the raw name contains U+202E RIGHT-TO-LEFT OVERRIDE
+    rtlo: bool
+
+
+def _visible(name: str) -> str:
+    if name.isascii() and name.isprintable():
+        return name
+    return "".join(ch for ch in name if unicodedata.category(ch) not in _HIDDEN_CATEGORIES)
+
+
+def _split_ext(name: str) -> tuple[str, str]:
+    dot = name.rfind(".")
+    if dot < 0:
+        return name, ""
+    ext = name[dot + 1 :]
+    if not ext or len(ext) > _MAX_EXT or ext.split(maxsplit=1) != [ext]:
+        return name, ""
+    return name[:dot], ext
+
+
+def read_name(name: str | None) -> NameFacts | None:
+    """Facts about ``name``, or None when there is no usable name."""
+    if not name:
+        return None
+    rtlo = _RLO in name
+    # C string handling in clients ends the name at the first NUL
+    name = name.split("\x00", 1)[0]
+    name = name[max(name.rfind("/"), name.rfind("\\")) + 1 :][-_MAX_NAME:]
+    name = _visible(name).rstrip(_TRAILING_JUNK).lower()
+    stem, ext = _split_ext(name)
+    if not ext:
+        return NameFacts("", "", False, rtlo) if rtlo else None
+    padded = len(stem) >= 2 and stem[-2:].isspace()
+    _, prev_ext = _split_ext(stem.rstrip(_TRAILING_JUNK))
+    return NameFacts(ext, prev_ext, padded, rtlo)
