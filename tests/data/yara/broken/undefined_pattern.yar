@@ -1,0 +1,13 @@
+rule Test_Fine
+{
+    condition:
+        false
+}
+
+rule Test_Broken
+{
+    strings:
+        $a = "x"
+    condition:
+        $b
+}

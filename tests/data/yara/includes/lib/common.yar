@@ -1,0 +1,7 @@
+rule Test_Common_Marker
+{
+    strings:
+        $a = "common-marker"
+    condition:
+        $a
+}

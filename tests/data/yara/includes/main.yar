@@ -1,0 +1,7 @@
+include "lib/common.yar"
+
+rule Test_Uses_Include
+{
+    condition:
+        Test_Common_Marker
+}
