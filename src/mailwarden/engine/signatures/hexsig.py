@@ -1,0 +1,400 @@
+"""ClamAV hex body patterns: parse them and compile them to regular expressions.
+
+Used by the database parsers: :func:`compile_hexsig` takes the pattern text of
+an ``.ndb`` signature or ``.ldb`` subsignature (with the subsignature
+modifiers ``i``, ``w``, ``f``, ``a``) and returns a :class:`CompiledPattern`
+holding
+
+* ``regex``: an exact Python ``re`` expression (bytes, DOTALL semantics);
+* ``hs``: an expression for Hyperscan that matches the same data when
+  ``exact`` is true, or a superset of it (a prefilter) when it is false;
+* ``atoms``: literal byte strings, one of which occurs in every match (the
+  multi-literal prefilter of the Aho-Corasick fallback).  Empty when the
+  pattern has no usable literal.
+
+Syntax (ClamAV's body-signature format): hex bytes, ``??``, nibbles ``a?`` and
+``?a``, ``*``, ``{n}``, ``{n-}``, ``{-n}``, ``{n-m}``, anchored ranges
+``[n-m]``, alternatives ``(aa|bbcc|dd??)`` including multi-byte and generic
+ones, negated fixed-width alternatives ``!(aa|bb)`` and the character class
+``(W)`` (a non-alphanumeric byte).  The boundary classes ``(B)`` and ``(L)``
+are reported as unsupported.
+
+What Hyperscan cannot say exactly, and how it is approximated there:
+negated multi-byte alternatives (any bytes of that width), the ``f`` fullword
+modifier (no boundary check) and repeats longer than :data:`HS_MAX_REPEAT`
+(an open-ended gap).  Such patterns are flagged inexact and confirmed with
+``re``.
+
+SECURITY: the input is database text.  Every number is bounded, nesting depth
+is limited, and no pattern may match the empty string, so the compiled
+expressions cannot hang the matcher on an empty match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailwarden.engine.signatures.cursor import Cursor
+from mailwarden.engine.signatures.offsets import MalformedSignature, UnsupportedSignature
+
+#: Bounded repeats longer than this become open-ended gaps in the Hyperscan form:
+#: big counted repeats blow up Hyperscan's compile time and database size.
+HS_MAX_REPEAT = 1024
+#: Gaps are bounded like ClamAV's 32-bit offsets.
+_MAX_GAP = 0xFFFFFFFF
+_MAX_DEPTH = 8
+_ALNUM = frozenset(range(0x30, 0x3A)) | frozenset(range(0x41, 0x5B)) | frozenset(range(0x61, 0x7B))
+_NON_ALNUM = frozenset(range(256)) - _ALNUM
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+# --- pattern tree ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lit:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Cls:
+    """One byte from a set."""
+
+    members: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Any ``lo`` to ``hi`` bytes (``hi`` None: unbounded)."""
+
+    lo: int
+    hi: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Alt:
+    options: tuple[Seq, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NegAlt:
+    """``width`` bytes that equal none of ``options``."""
+
+    options: tuple[bytes, ...]
+    width: int
+
+
+@dataclass(frozen=True, slots=True)
+class Seq:
+    items: tuple[Node, ...]
+
+
+Node = Lit | Cls | Gap | Alt | NegAlt | Seq
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPattern:
+    regex: bytes
+    hs: bytes
+    exact: bool
+    caseless: bool
+    atoms: tuple[bytes, ...]
+    min_len: int
+
+
+# --- parser ------------------------------------------------------------------
+
+
+class _Parser(Cursor):
+    def __init__(self, text: str) -> None:
+        super().__init__(text, "hex pattern")
+
+    def number(self, limit: int = _MAX_GAP) -> int:
+        return super().number(limit)
+
+    def sequence(self, depth: int) -> Seq:
+        items: list[Node] = []
+        while self.pos < len(self.text):
+            ch = self.peek()
+            if ch in "|)":
+                break
+            items.append(self.item(depth))
+        return Seq(tuple(items))
+
+    def item(self, depth: int) -> Node:
+        ch = self.peek()
+        two = self.peek(2)
+        if ch == "*":
+            self.pos += 1
+            return Gap(0, None)
+        if ch == "{":
+            return self.braces()
+        if ch == "[":
+            self.pos += 1
+            lo = self.number()
+            self.expect("-")
+            hi = self.number()
+            self.expect("]")
+            if hi < lo:
+                raise self.fail("range upper bound below lower bound")
+            return Gap(lo, hi)
+        if ch == "!":
+            self.pos += 1
+            if self.peek() != "(":
+                raise self.fail("'!' must precede an alternative")
+            return self.negated(depth)
+        if ch == "(":
+            cls = self.text[self.pos + 1 : self.pos + 3].upper()
+            if cls in ("B)", "L)"):
+                raise UnsupportedSignature(f"character class ({cls[0]})")
+            if cls == "W)":
+                self.pos += 3
+                return Cls(_NON_ALNUM)
+            return self.alternative(depth)
+        if len(two) == 2:
+            return self.byte(two)
+        raise self.fail(f"unexpected {ch!r}")
+
+    def byte(self, two: str) -> Node:
+        hi, lo = two[0], two[1]
+        self.pos += 2
+        if hi in _HEX and lo in _HEX:
+            return Lit(bytes((int(two, 16),)))
+        if two == "??":
+            return Gap(1, 1)
+        if hi in _HEX and lo == "?":
+            base = int(hi, 16) << 4
+            return Cls(frozenset(range(base, base + 16)))
+        if hi == "?" and lo in _HEX:
+            low = int(lo, 16)
+            return Cls(frozenset(range(low, 256, 16)))
+        self.pos -= 2
+        raise self.fail(f"bad byte {two!r}")
+
+    def braces(self) -> Gap:
+        self.expect("{")
+        if self.peek() == "-":
+            self.pos += 1
+            hi = self.number()
+            self.expect("}")
+            return Gap(0, hi)
+        lo = self.number()
+        if self.peek() == "}":
+            self.pos += 1
+            return Gap(lo, lo)
+        self.expect("-")
+        if self.peek() == "}":
+            self.pos += 1
+            return Gap(lo, None)
+        hi = self.number()
+        self.expect("}")
+        if hi < lo:
+            raise self.fail("range upper bound below lower bound")
+        return Gap(lo, hi)
+
+    def options(self, depth: int) -> list[Seq]:
+        if depth >= _MAX_DEPTH:
+            raise self.fail("alternatives nested too deeply")
+        self.expect("(")
+        opts = [self.sequence(depth + 1)]
+        while self.peek() == "|":
+            self.pos += 1
+            opts.append(self.sequence(depth + 1))
+        self.expect(")")
+        if any(not o.items for o in opts):
+            raise self.fail("empty alternative")
+        return opts
+
+    def alternative(self, depth: int) -> Alt:
+        return Alt(tuple(self.options(depth)))
+
+    def negated(self, depth: int) -> NegAlt:
+        opts = self.options(depth)
+        literals: list[bytes] = []
+        for opt in opts:
+            if not all(isinstance(i, Lit) for i in opt.items):
+                raise self.fail("negated alternatives must be plain bytes")
+            literals.append(b"".join(i.data for i in opt.items if isinstance(i, Lit)))
+        width = len(literals[0])
+        if any(len(x) != width for x in literals):
+            raise self.fail("negated alternatives must have equal length")
+        return NegAlt(tuple(literals), width)
+
+
+def parse_hexsig(text: str) -> Seq:
+    """Parse ClamAV hex-pattern text into a tree; raises MalformedSignature."""
+    parser = _Parser(text.strip())
+    seq = parser.sequence(0)
+    if parser.pos != len(parser.text):
+        raise parser.fail("unbalanced ')' or '|'")
+    if not seq.items:
+        raise MalformedSignature("empty hex pattern")
+    return _merge(seq)
+
+
+def _merge(seq: Seq) -> Seq:
+    """Join adjacent literals so atoms and emitted text stay compact."""
+    out: list[Node] = []
+    for item in seq.items:
+        if isinstance(item, Alt):
+            item = Alt(tuple(_merge(o) for o in item.options))
+        if isinstance(item, Lit) and out and isinstance(out[-1], Lit):
+            out[-1] = Lit(out[-1].data + item.data)
+        else:
+            out.append(item)
+    return Seq(tuple(out))
+
+
+# --- modifiers ---------------------------------------------------------------
+
+
+def _widen(node: Node) -> Node:
+    """Interleave every literal byte with NUL: ClamAV's ``w`` (gaps stay as they are)."""
+    if isinstance(node, Lit):
+        return Lit(b"".join(bytes((b, 0)) for b in node.data))
+    if isinstance(node, Cls):
+        return Seq((node, Lit(b"\x00")))
+    if isinstance(node, NegAlt):
+        return Seq((node, Lit(b"\x00")))
+    if isinstance(node, Alt):
+        return Alt(tuple(Seq((_widen(o),)) for o in node.options))
+    if isinstance(node, Seq):
+        return Seq(tuple(_widen(i) for i in node.items))
+    return node
+
+
+def min_length(node: Node) -> int:
+    if isinstance(node, Lit):
+        return len(node.data)
+    if isinstance(node, Cls):
+        return 1
+    if isinstance(node, Gap):
+        return node.lo
+    if isinstance(node, NegAlt):
+        return node.width
+    if isinstance(node, Alt):
+        return min(min_length(o) for o in node.options)
+    return sum(min_length(i) for i in node.items)
+
+
+# --- emitters ----------------------------------------------------------------
+
+
+def _esc(data: bytes) -> bytes:
+    return b"".join(b"\\x%02x" % b for b in data)
+
+
+def _cls(members: frozenset[int], negate: bool = False) -> bytes:
+    if len(members) == 256 and not negate:
+        return b"."
+    ranges: list[tuple[int, int]] = []
+    for b in sorted(members):
+        if ranges and ranges[-1][1] == b - 1:
+            ranges[-1] = (ranges[-1][0], b)
+        else:
+            ranges.append((b, b))
+    body = b"".join(
+        _esc(bytes((a,))) if a == z else _esc(bytes((a,))) + b"-" + _esc(bytes((z,)))
+        for a, z in ranges
+    )
+    return b"[" + (b"^" if negate else b"") + body + b"]"
+
+
+def _gap(lo: int, hi: int | None, lazy: bool) -> bytes:
+    q = b"?" if lazy else b""
+    if hi is None:
+        return (b".*" if lo == 0 else b".{%d,}" % lo) + q
+    if lo == hi:
+        return b"." if lo == 1 else b".{%d}" % lo
+    return b".{%d,%d}" % (lo, hi) + q
+
+
+class _Emitter:
+    """Emits one tree as exact ``re`` text or as Hyperscan text (``hs=True``)."""
+
+    def __init__(self, hs: bool) -> None:
+        self.hs = hs
+        self.exact = True
+
+    def emit(self, node: Node) -> bytes:
+        if isinstance(node, Lit):
+            return _esc(node.data)
+        if isinstance(node, Cls):
+            return _cls(node.members)
+        if isinstance(node, Gap):
+            if self.hs and node.hi is not None and node.hi > HS_MAX_REPEAT:
+                self.exact = False
+                return _gap(min(node.lo, HS_MAX_REPEAT), None, lazy=False)
+            if self.hs and node.lo > HS_MAX_REPEAT:
+                self.exact = False
+                return _gap(HS_MAX_REPEAT, None, lazy=False)
+            return _gap(node.lo, node.hi, lazy=not self.hs)
+        if isinstance(node, NegAlt):
+            if node.width == 1:
+                return _cls(frozenset(o[0] for o in node.options), negate=True)
+            if self.hs:
+                self.exact = False
+                return _gap(node.width, node.width, lazy=False)
+            return (
+                b"(?!"
+                + b"|".join(_esc(o) for o in node.options)
+                + b")"
+                + _gap(node.width, node.width, lazy=False)
+            )
+        if isinstance(node, Alt):
+            return b"(?:" + b"|".join(self.emit(o) for o in node.options) + b")"
+        return b"".join(self.emit(i) for i in node.items)
+
+
+# --- atoms -------------------------------------------------------------------
+
+
+def _atoms(node: Node) -> tuple[bytes, ...] | None:
+    """Literals of which at least one occurs in every match, or None."""
+    if isinstance(node, Lit):
+        return (node.data,)
+    if isinstance(node, Alt):
+        sets = [_atoms(o) for o in node.options]
+        if any(s is None for s in sets):
+            return None
+        return tuple(dict.fromkeys(a for s in sets if s for a in s))
+    if isinstance(node, Seq):
+        best: tuple[bytes, ...] | None = None
+        for item in node.items:
+            cand = _atoms(item)
+            if cand and (best is None or _score(cand) > _score(best)):
+                best = cand
+        return best
+    return None
+
+
+def _score(atoms: tuple[bytes, ...]) -> tuple[int, int]:
+    return (min(len(a) for a in atoms), -len(atoms))
+
+
+# --- entry point -------------------------------------------------------------
+
+
+def compile_hexsig(text: str, modifiers: str = "") -> CompiledPattern:
+    """Compile pattern text plus ``.ldb`` modifiers (a subset of ``iwfa``)."""
+    unknown = set(modifiers) - set("iwfa")
+    if unknown:
+        raise MalformedSignature(f"unknown subsignature modifier {''.join(sorted(unknown))!r}")
+    tree: Node = parse_hexsig(text)
+    if "w" in modifiers:
+        wide = _widen(tree)
+        tree = Alt((Seq((tree,)), Seq((wide,)))) if "a" in modifiers else wide
+    if min_length(tree) == 0:
+        raise MalformedSignature("hex pattern can match nothing at all (no fixed bytes)")
+    exact_em, hs_em = _Emitter(hs=False), _Emitter(hs=True)
+    regex = exact_em.emit(tree)
+    hs = hs_em.emit(tree)
+    exact = hs_em.exact
+    if "f" in modifiers:
+        regex = b"(?<![0-9A-Za-z])(?:" + regex + b")(?![0-9A-Za-z])"
+        exact = False
+    caseless = "i" in modifiers
+    atoms = _atoms(tree) or ()
+    if caseless:
+        atoms = tuple(dict.fromkeys(a.lower() for a in atoms))
+    return CompiledPattern(regex, hs, exact, caseless, atoms, min_length(tree))

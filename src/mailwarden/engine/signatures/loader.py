@@ -1,0 +1,221 @@
+"""Load ClamAV databases (files, directories, containers) into a SignatureSet.
+
+:func:`load_signatures` is the one entry point.  It collects the database
+files (a directory contributes every file with a known extension, sorted;
+files it cannot use are counted in ``skipped`` as ``file type .xyz``), keys
+them by the SHA-256 of their names and contents, and either loads the
+compiled result from ``cache_dir`` or parses everything, compiles the
+matcher and writes the cache for next time.
+
+Files from ``.cvd/.cld/.cud`` containers and the bundled set are *official*;
+anything else is unofficial, as clamd reports it with ``.UNOFFICIAL``.
+``.ign2`` files are applied before the databases they filter.
+
+SECURITY: reads database files with the caller's privileges (the daemon loads
+them before dropping nothing else: it needs only read access); writes only
+inside ``cache_dir`` (see ``cache``).  A failure to write the cache is not an
+error: the set is still returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mailwarden.engine.signatures import cvd
+from mailwarden.engine.signatures.cache import read_cache, write_cache
+from mailwarden.engine.signatures.matchers import (
+    AhoMatcher,
+    HyperscanMatcher,
+    Matcher,
+    hyperscan_available,
+)
+from mailwarden.engine.signatures.parsers import SUPPORTED_EXTS, DatabaseParser
+from mailwarden.engine.signatures.sigset import LoadReport, SignatureSet
+from mailwarden.engine.signatures.tables import TableBuilder, Tables, from_parts, to_parts
+from mailwarden.errors import SignatureError
+
+#: Bump when anything that goes into the cache changes shape or meaning.
+FORMAT_VERSION = "mailwarden-sigs-1"
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+
+MatcherKind = Literal["auto", "hyperscan", "aho"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    path: Path
+    ext: str
+    official: bool
+
+
+def _ext(path: Path) -> str:
+    return path.suffix[1:].lower()
+
+
+def _collect(paths: Sequence[Path], bundled: bool) -> tuple[list[_Source], Counter[str]]:
+    sources: list[_Source] = []
+    skipped: Counter[str] = Counter()
+
+    def consider(path: Path, official: bool) -> None:
+        ext = _ext(path)
+        if ext in cvd.CONTAINER_EXTS:
+            sources.append(_Source(path, ext, True))
+        elif ext in SUPPORTED_EXTS:
+            sources.append(_Source(path, ext, official))
+        else:
+            skipped[f"file type .{ext}" if ext else "file without extension"] += 1
+
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.is_file():
+                    consider(child, False)
+        elif path.is_file():
+            consider(path, False)
+        else:
+            raise SignatureError("no such database file or directory", file=str(path))
+    if bundled:
+        for child in sorted(BUNDLED_DIR.iterdir()):
+            if _ext(child) in SUPPORTED_EXTS:
+                sources.append(_Source(child, _ext(child), True))
+    # ignore lists first, so they apply to every database loaded after them
+    sources.sort(key=lambda s: s.ext != "ign2")
+    return sources, skipped
+
+
+def _cache_key(sources: list[_Source], matcher: str) -> str:
+    key = hashlib.sha256(f"{FORMAT_VERSION}\n{matcher}\n".encode())
+    for src in sources:
+        content = hashlib.sha256()
+        with src.path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                content.update(chunk)
+        key.update(f"{src.path.name}\n{int(src.official)}\n{content.hexdigest()}\n".encode())
+    return key.hexdigest()
+
+
+def _choose(matcher: MatcherKind) -> str:
+    if matcher == "auto":
+        return "hyperscan" if hyperscan_available() else "aho"
+    if matcher == "hyperscan" and not hyperscan_available():
+        raise SignatureError("the hyperscan matcher was requested but hyperscan is not installed")
+    if matcher not in ("hyperscan", "aho"):
+        raise SignatureError(f"unknown matcher {matcher!r}")
+    return matcher
+
+
+def _parse_all(sources: list[_Source], parser: DatabaseParser) -> list[str]:
+    versions: list[str] = []
+    for src in sources:
+        if src.ext in cvd.CONTAINER_EXTS:
+            header, members = cvd.members(src.path)
+            versions.append(f"{src.path.stem}:{header.version}")
+            for name, data in members:
+                ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+                if ext not in SUPPORTED_EXTS:
+                    parser.skipped[f"file type .{ext}" if ext else "file without extension"] += 1
+                    continue
+                text = data.decode("utf-8", "surrogateescape")
+                parser.parse(text, ext, file=f"{src.path}[{name}]", official=True)
+            continue
+        text = src.path.read_bytes().decode("utf-8", "surrogateescape")
+        parser.parse(text, src.ext, file=str(src.path), official=src.official)
+    return versions
+
+
+def _build_matcher(kind: str, tables: Tables) -> Matcher:
+    if kind == "hyperscan":
+        return HyperscanMatcher.build(tables.patterns)
+    return AhoMatcher(tables.patterns)
+
+
+def _from_cache(
+    cached: tuple[dict[str, Any], list[bytes]], kind: str
+) -> tuple[Tables, Matcher, dict[str, Any]] | None:
+    meta, blobs = cached
+    try:
+        tables = from_parts(meta["tables"], blobs)
+        info = meta["report"]
+        matcher: Matcher
+        if kind == "hyperscan":
+            mblob = blobs[int(meta["matcher"]["blob"])]
+            matcher = HyperscanMatcher.load(mblob, [int(i) for i in meta["matcher"]["re_only"]])
+        else:
+            matcher = AhoMatcher(tables.patterns)
+    except Exception:  # any damage means "rebuild", never "trust"
+        return None
+    return tables, matcher, info
+
+
+def load_signatures(
+    paths: Sequence[Path],
+    *,
+    bundled: bool = True,
+    cache_dir: Path | None = None,
+    matcher: MatcherKind = "auto",
+) -> SignatureSet:
+    """Load databases from ``paths`` (files or directories) plus the bundled set."""
+    started = time.monotonic()
+    kind = _choose(matcher)
+    sources, pre_skipped = _collect([Path(p) for p in paths], bundled)
+    key = _cache_key(sources, kind)
+    files = tuple(str(s.path) for s in sources)
+    if cache_dir is not None:
+        cached = read_cache(cache_dir, key)
+        restored = _from_cache(cached, kind) if cached is not None else None
+        if restored is not None:
+            tables, built, info = restored
+            report = LoadReport(
+                files=files,
+                counts={str(k): int(v) for k, v in info["counts"].items()},
+                skipped={str(k): int(v) for k, v in info["skipped"].items()},
+                digest=key,
+                version=str(info["version"]),
+                seconds=time.monotonic() - started,
+                from_cache=True,
+                matcher=kind,
+            )
+            return SignatureSet(tables, built, report)
+
+    builder = TableBuilder()
+    parser = DatabaseParser(builder)
+    parser.skipped.update(pre_skipped)
+    versions = _parse_all(sources, parser)
+    tables = builder.build()
+    built = _build_matcher(kind, tables)
+    extra: dict[str, int] = {}
+    if isinstance(built, HyperscanMatcher) and built.re_only:
+        extra["patterns left to re"] = len(built.re_only)
+    info = {
+        "counts": dict(parser.counts),
+        "skipped": dict(parser.skipped),
+        "version": ",".join(versions),
+    }
+    if cache_dir is not None:
+        meta, blobs = to_parts(tables)
+        full: dict[str, Any] = {"tables": meta, "report": info}
+        if isinstance(built, HyperscanMatcher):
+            blobs.append(built.dump())
+            full["matcher"] = {"blob": len(blobs) - 1, "re_only": list(built.re_only)}
+        try:
+            write_cache(cache_dir, key, full, blobs)
+        except OSError:
+            extra["cache write failed"] = 1
+    report = LoadReport(
+        files=files,
+        counts=info["counts"],
+        skipped=info["skipped"],
+        digest=key,
+        version=info["version"],
+        seconds=time.monotonic() - started,
+        from_cache=False,
+        matcher=kind,
+        extra=extra,
+    )
+    return SignatureSet(tables, built, report)

@@ -1,0 +1,195 @@
+"""Multi-pattern candidate finders: Hyperscan, and an Aho-Corasick fallback.
+
+A matcher answers one question for a buffer: which body patterns *may* match,
+and where the first match ends (``-1`` when it cannot tell).  The signature
+set then confirms each candidate that needs it (offsets, counts, inexact
+Hyperscan forms) with Python ``re`` (see ``confirm``), so both matchers give
+the same final answers; they differ only in speed.
+
+* :class:`HyperscanMatcher` compiles every pattern into one block-mode
+  database (DOTALL, SINGLEMATCH; CASELESS for ``i``; PREFILTER for inexact
+  forms), so one pass over the buffer costs the same whatever the pattern
+  count.  A pattern Hyperscan refuses is found by bisection and left to
+  ``re`` alone (``re_only``), never dropped.  The compiled database
+  serialises with :meth:`HyperscanMatcher.dump` for the cache.
+* :class:`AhoMatcher` (pyahocorasick) looks for each pattern's literal atoms
+  and reports every pattern with an atom present; patterns whose atoms are
+  all shorter than :data:`MIN_ATOM` are always candidates.  It is the
+  fallback where Hyperscan is not available (non-x86 machines).
+
+SECURITY: patterns come from signature databases; data is hostile.  Both
+matchers scan in time linear in the data (Hyperscan by construction; the
+Aho-Corasick walk per occurrence of an atom of at least :data:`MIN_ATOM`
+bytes).  Hyperscan scratch space is per thread; worker processes that fork
+after loading each get their own copy.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from mailwarden.engine.objects import Buffer
+from mailwarden.engine.signatures.tables import Pattern
+
+#: Atoms shorter than this would fire on almost every buffer.
+MIN_ATOM = 3
+
+
+class Matcher(Protocol):
+    name: str
+
+    def candidates(self, data: Buffer) -> dict[int, int]:
+        """Pattern id -> end offset of its first reported match (-1: unknown)."""
+        ...
+
+
+def hyperscan_available() -> bool:
+    try:
+        import hyperscan  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class HyperscanMatcher:
+    name = "hyperscan"
+
+    def __init__(self, db: Any, re_only: Sequence[int]) -> None:
+        import hyperscan
+
+        self._hs = hyperscan
+        self._db = db
+        self.re_only = tuple(re_only)
+        self._local = threading.local()
+
+    @classmethod
+    def build(cls, patterns: Sequence[Pattern]) -> HyperscanMatcher:
+        import hyperscan
+
+        entries = []
+        base = hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_SINGLEMATCH
+        for pid, p in enumerate(patterns):
+            flags = base
+            if p.caseless:
+                flags |= hyperscan.HS_FLAG_CASELESS
+            if not p.exact:
+                flags |= hyperscan.HS_FLAG_PREFILTER
+            entries.append((p.hs, pid, flags))
+        rejected: list[int] = []
+        db = _compile_isolating(hyperscan, entries, rejected) if entries else None
+        return cls(db, sorted(rejected))
+
+    def dump(self) -> bytes:
+        return b"" if self._db is None else bytes(self._hs.dumpb(self._db))
+
+    @classmethod
+    def load(cls, blob: bytes, re_only: Sequence[int]) -> HyperscanMatcher:
+        import hyperscan
+
+        db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK) if blob else None
+        return cls(db, re_only)
+
+    def _scratch(self) -> Any:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._hs.Scratch(self._db)
+        return scratch
+
+    def candidates(self, data: Buffer) -> dict[int, int]:
+        found: dict[int, int] = dict.fromkeys(self.re_only, -1)
+        if self._db is None or len(data) == 0:
+            return found
+
+        def on_match(pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            found.setdefault(pid, end)
+
+        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        return found
+
+
+def _compile(hs: Any, entries: list[tuple[bytes, int, int]]) -> Any:
+    db = hs.Database(mode=hs.HS_MODE_BLOCK)
+    db.compile(
+        expressions=[e[0] for e in entries],
+        ids=[e[1] for e in entries],
+        elements=len(entries),
+        flags=[e[2] for e in entries],
+    )
+    return db
+
+
+def _refused(hs: Any, entries: list[tuple[bytes, int, int]]) -> list[int]:
+    """Ids of the entries Hyperscan refuses, found by bisection."""
+    try:
+        _compile(hs, entries)
+    except hs.error:
+        if len(entries) == 1:
+            return [entries[0][1]]
+        mid = len(entries) // 2
+        return _refused(hs, entries[:mid]) + _refused(hs, entries[mid:])
+    return []
+
+
+def _compile_isolating(hs: Any, entries: list[tuple[bytes, int, int]], rejected: list[int]) -> Any:
+    """Compile ``entries``; the ones Hyperscan refuses go to ``rejected``."""
+    try:
+        return _compile(hs, entries)
+    except hs.error:
+        pass
+    rejected.extend(_refused(hs, entries))
+    bad = set(rejected)
+    good = [e for e in entries if e[1] not in bad]
+    return _compile(hs, good) if good else None
+
+
+class AhoMatcher:
+    name = "aho"
+
+    def __init__(self, patterns: Sequence[Pattern]) -> None:
+        import ahocorasick
+
+        always: list[int] = []
+        exact_keys: dict[str, list[int]] = {}
+        fold_keys: dict[str, list[int]] = {}
+        for pid, p in enumerate(patterns):
+            if not p.atoms or min(len(a) for a in p.atoms) < MIN_ATOM:
+                always.append(pid)
+                continue
+            keys = fold_keys if p.caseless else exact_keys
+            for atom in p.atoms:
+                keys.setdefault(atom.decode("latin-1"), []).append(pid)
+        self.always = tuple(always)
+        self._exact = _automaton(ahocorasick, exact_keys)
+        self._fold = _automaton(ahocorasick, fold_keys)
+
+    def candidates(self, data: Buffer) -> dict[int, int]:
+        found: dict[int, int] = dict.fromkeys(self.always, -1)
+        if len(data) == 0:
+            return {}
+        raw = bytes(data)
+        for automaton, haystack in (
+            (self._exact, raw),
+            (self._fold, raw.lower() if self._fold else b""),
+        ):
+            if automaton is None:
+                continue
+            seen: set[str] = set()
+            for _end, (key, pids) in automaton.iter(haystack.decode("latin-1")):
+                if key in seen:
+                    continue
+                seen.add(key)
+                for pid in pids:
+                    found.setdefault(pid, -1)
+        return found
+
+
+def _automaton(ahocorasick: Any, keys: dict[str, list[int]]) -> Any:
+    if not keys:
+        return None
+    automaton = ahocorasick.Automaton()
+    for key, pids in keys.items():
+        automaton.add_word(key, (key, tuple(pids)))
+    automaton.make_automaton()
+    return automaton
