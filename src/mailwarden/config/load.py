@@ -133,10 +133,14 @@ def _apply_file(config: Config, file: Path) -> None:
                     line=line,
                     key=dotted,
                 )
+            if opt.kind == "list[table]":
+                line = _locate_item(text, dotted, 0, None) or line
             try:
                 value = _validate(opt, raw)
             except ValueError as exc:
                 raise ConfigError(str(exc), file=str(file), line=line, key=dotted) from exc
+            if opt.kind == "list[table]":
+                _check_tables(opt, value, text, str(file), dotted, line)
             config.values[section_name][key] = value
             config.origins[(section_name, key)] = f"{file}:{line}" if line else str(file)
 
@@ -161,6 +165,11 @@ def _validate(opt: Option, raw: Any) -> Any:
         if not isinstance(raw, str):
             raise ValueError(f"expected a string, got {raw!r}")
         value = raw
+    elif opt.kind == "list[table]":
+        if not isinstance(raw, list) or not all(isinstance(v, dict) for v in raw):
+            raise ValueError(f"expected [[tables]], got {raw!r}")
+        # each table is checked on its own by _check_tables, which can locate it
+        return [dict(v) for v in raw]
     elif opt.kind == "list[str]":
         if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
             raise ValueError(f"expected a list of strings, got {raw!r}")
@@ -178,12 +187,54 @@ def _validate(opt: Option, raw: Any) -> Any:
     return value
 
 
+def _check_tables(
+    opt: Option, tables: list[dict[str, Any]], text: str, file: str, dotted: str, line: int | None
+) -> None:
+    """Run ``opt.check`` on each table of a ``list[table]`` option.
+
+    A problem that starts with ``"name: "`` for a key of that table is located
+    at that key's line; any other problem at the table's ``[[header]]``.
+    """
+    if opt.check is None:
+        return
+    for index, table in enumerate(tables):
+        problem = opt.check(table)
+        if not problem:
+            continue
+        head, _, rest = problem.partition(": ")
+        subkey = head if rest and head in table else None
+        key = f"{dotted}[{index + 1}]" + (f".{subkey}" if subkey else "")
+        where = _locate_item(text, dotted, index, subkey) or line
+        raise ConfigError(rest if subkey else problem, file=file, line=where, key=key)
+
+
+def _locate_item(text: str, dotted: str, index: int, key: str | None) -> int | None:
+    """Line of the ``index``-th ``[[dotted]]`` header, or of ``key`` inside that table."""
+    seen = -1
+    inside = False
+    for number, line in enumerate(text.splitlines(), 1):
+        table = _TABLE.match(line)
+        if table:
+            name = table.group(1).replace('"', "").replace(" ", "")
+            inside = line.lstrip().startswith("[[") and name == dotted
+            if inside:
+                seen += 1
+                if seen == index and key is None:
+                    return number
+            continue
+        m = _KEY.match(line)
+        if inside and seen == index and m and m.group(1).strip('"') == key:
+            return number
+    return None
+
+
 def _syntax_line(message: str) -> int | None:
     m = re.search(r"line (\d+)", message)
     return int(m.group(1)) if m else None
 
 
-_TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\s*(?:#.*)?$")
+#: ``[table]`` and ``[[array.of.tables]]`` headers
+_TABLE = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"]+)\s*=")
 
 

@@ -11,6 +11,8 @@ module only describes, it reads nothing.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 class Option:
     key: str
     default: Any
-    kind: str  # "bool" | "int" | "float" | "str" | "list[str]" | "size"
+    kind: str  # "bool" | "int" | "float" | "str" | "list[str]" | "size" | "list[table]"
     doc: str
     minimum: float | None = None
     choices: tuple[str, ...] | None = None
@@ -42,6 +44,70 @@ class Section:
 
 MB = 1_000_000
 MiB = 1024 * 1024
+
+#: Policy actions a configuration may name; ``policy.ActionKind`` has the same values.
+ACTIONS: tuple[str, ...] = ("accept", "tag", "quarantine", "reject", "defer", "discard")
+#: Verdict categories that have a configurable action (clean mail is always accepted).
+CATEGORIES: tuple[str, ...] = ("infected", "suspicious", "unscanned", "error")
+
+
+def _check_networks(value: list[str]) -> str | None:
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"not an address or network (such as 10.0.0.0/8 or ::1/128): {item!r}"
+    return None
+
+
+def _check_domains(value: list[str]) -> str | None:
+    for item in value:
+        if not _DOMAIN.match(item):
+            return f"not a domain (such as example.org or .example.org): {item!r}"
+    return None
+
+
+def _check_override(table: dict[str, Any]) -> str | None:
+    """Validate one ``[[policy.override]]`` table; a problem with one key starts "key: "."""
+    known = ("recipients", "senders", *CATEGORIES)
+    for key, item in table.items():
+        if key not in known:
+            return f"{key}: unknown key (known: {', '.join(known)})"
+        if key in CATEGORIES and item not in ACTIONS:
+            return f"{key}: must be one of {', '.join(ACTIONS)}; got {item!r}"
+        if key in ("recipients", "senders"):
+            if not isinstance(item, list) or not all(isinstance(p, str) for p in item):
+                return f"{key}: expected a list of addresses or domains, got {item!r}"
+            bad = [p for p in item if not _PATTERN.match(p)]
+            if bad:
+                return f"{key}: not an address, domain or .domain: {bad[0]!r}"
+    if not table.get("recipients") and not table.get("senders"):
+        return "needs recipients or senders (a list of addresses or domains)"
+    if not any(c in table for c in CATEGORIES):
+        return f"sets no action (one of {', '.join(CATEGORIES)})"
+    return None
+
+
+_DOMAIN = re.compile(
+    r"^\.?(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+)
+_PATTERN = re.compile(r"^(?:[^@\s]+@)?\.?[A-Za-z0-9_.-]+$")
+
+
+def _action_option(key: str, default: str, doc: str) -> Option:
+    return Option(key, default, "str", doc, choices=ACTIONS)
+
+
+def _direction_option(direction: str, category: str) -> Option:
+    return Option(
+        f"{direction}_{category}",
+        "",
+        "str",
+        f"Action for {category} {direction} mail; empty: the [policy] {category} value.",
+        choices=("", *ACTIONS),
+    )
+
 
 SECTIONS: tuple[Section, ...] = (
     Section(
@@ -162,6 +228,165 @@ SECTIONS: tuple[Section, ...] = (
                 False,
                 "bool",
                 "Also report encrypted archives as a finding (they are 'unscanned' anyway).",
+            ),
+        ),
+    ),
+    Section(
+        "network",
+        "Which mail is outbound: mail from trusted networks or from SASL-authenticated "
+        "senders to a recipient outside the local domains. Everything else is inbound.",
+        (
+            Option(
+                "local_domains",
+                [],
+                "list[str]",
+                "Domains delivered on this server; a leading dot (.example.org) also "
+                "covers every subdomain.",
+                check=_check_domains,
+            ),
+            Option(
+                "trusted_networks",
+                ["127.0.0.0/8", "::1/128"],
+                "list[str]",
+                "Client addresses or networks whose mail counts as our own (like "
+                "Postfix's mynetworks).",
+                check=_check_networks,
+            ),
+        ),
+    ),
+    Section(
+        "policy",
+        "What happens to mail in each verdict category: accept (deliver), tag (deliver "
+        "with the subject tag), quarantine (keep in the quarantine, deliver nothing), "
+        "reject (5xx), defer (4xx, the MTA retries) or discard (accept and drop). Clean "
+        "mail is always accepted. Precedence, most specific first: address override, "
+        "domain override, per-direction value, category value. docs/policy.md explains.",
+        (
+            _action_option(
+                "infected", "reject", "Action when a signature matched (5xx with its name)."
+            ),
+            _action_option("suspicious", "quarantine", "Action when only heuristics matched."),
+            _action_option(
+                "unscanned",
+                "tag",
+                "Action when part of the message could not be scanned (encrypted, over a "
+                "limit, timed out).",
+            ),
+            _action_option(
+                "error",
+                "defer",
+                "Action when scanning failed or the daemon was unreachable.",
+            ),
+            *(_direction_option(d, c) for d in ("inbound", "outbound") for c in CATEGORIES),
+            Option(
+                "after_queue_reject",
+                "quarantine",
+                "str",
+                "What reject becomes where the MTA has already accepted the mail "
+                "(content filter, LMTP, MDA): quarantine or discard, or bounce to let the "
+                "MTA send a bounce (backscatter to forged senders).",
+                choices=("quarantine", "discard", "bounce"),
+            ),
+            Option(
+                "keep_rejected",
+                False,
+                "bool",
+                "Also keep a copy of rejected, discarded and bounced mail in the quarantine.",
+            ),
+            Option(
+                "override",
+                [],
+                "list[table]",
+                "Overrides, one [[policy.override]] table each: recipients and/or senders "
+                "(addresses, domains, .domain for subdomains) and the actions they change "
+                "(infected, suspicious, unscanned, error).",
+                check=_check_override,
+            ),
+        ),
+    ),
+    Section(
+        "headers",
+        "Headers and subject tags added to delivered mail.",
+        (
+            Option(
+                "add",
+                True,
+                "bool",
+                "Add X-Virus-Scanned (mailwarden VERSION on HOST) and X-Virus-Status "
+                "(Clean, Infected (name), Suspicious (name), Unscanned (reason)).",
+            ),
+            Option(
+                "hostname", "", "str", "HOST in X-Virus-Scanned; empty: the system's host name."
+            ),
+            Option(
+                "strip_incoming",
+                True,
+                "bool",
+                "Remove X-Virus-Scanned and X-Virus-Status headers that arrive with the "
+                "mail, so a forged 'Clean' never reaches the reader.",
+            ),
+            Option("subject_tag_infected", "***VIRUS***", "str", "Subject tag for infected."),
+            Option(
+                "subject_tag_suspicious", "***SUSPICIOUS***", "str", "Subject tag for suspicious."
+            ),
+            Option("subject_tag_unscanned", "***UNSCANNED***", "str", "Subject tag for unscanned."),
+            Option("subject_tag_error", "***UNCHECKED***", "str", "Subject tag for error."),
+        ),
+    ),
+    Section(
+        "store",
+        "The quarantine and the history of scanned messages.",
+        (
+            Option("backend", "sqlite", "str", "Store backend.", choices=("sqlite",)),
+            Option(
+                "database",
+                "/var/lib/mailwarden/mailwarden.sqlite3",
+                "str",
+                "SQLite database file (created 0600).",
+            ),
+            Option(
+                "spool_dir",
+                "/var/lib/mailwarden/quarantine",
+                "str",
+                "Folder of quarantined messages (created 0700, files 0600, named by "
+                "generated ids only).",
+            ),
+            Option(
+                "retention_days",
+                30,
+                "int",
+                "Days a quarantined message is kept by 'quarantine purge'.",
+                minimum=1,
+            ),
+            Option(
+                "event_retention_days",
+                90,
+                "int",
+                "Days the history of scanned messages is kept by 'quarantine purge'.",
+                minimum=1,
+            ),
+        ),
+    ),
+    Section(
+        "release",
+        "Re-injection of released messages, marked so that they are not quarantined again.",
+        (
+            Option("host", "127.0.0.1", "str", "SMTP server released mail is sent to."),
+            Option("port", 25, "int", "Its port.", minimum=1),
+            Option("timeout", 60.0, "float", "Seconds for the SMTP session.", minimum=0.1),
+            Option(
+                "secret_file",
+                "/etc/mailwarden/release.key",
+                "str",
+                "Per-installation secret that signs the release header (created 0600 on "
+                "the first release). Every node that scans released mail needs the same file.",
+            ),
+            Option(
+                "max_age",
+                604800,
+                "int",
+                "Seconds a release mark stays valid (retries in the MTA's queue included).",
+                minimum=60,
             ),
         ),
     ),
