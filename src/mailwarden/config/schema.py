@@ -109,6 +109,25 @@ def _direction_option(direction: str, category: str) -> Option:
     )
 
 
+def _octal_mode(value: Any) -> str | None:
+    text = str(value)
+    digits = text[1:] if len(text) == 4 and text.startswith("0") else text
+    if len(digits) != 3 or any(c not in "01234567" for c in digits):
+        return f"expected an octal mode such as 0660, got {value!r}"
+    return None
+
+
+def _host_port(value: Any) -> str | None:
+    text = str(value)
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"expected HOST:PORT such as 127.0.0.1:3310, got {value!r}"
+    return None
+
+
 SECTIONS: tuple[Section, ...] = (
     Section(
         "engine",
@@ -387,6 +406,141 @@ SECTIONS: tuple[Section, ...] = (
                 "int",
                 "Seconds a release mark stays valid (retries in the MTA's queue included).",
                 minimum=60,
+            ),
+        ),
+    ),
+    Section(
+        "daemon",
+        "The scanning daemon (`mailwarden daemon`): one process that owns the signature "
+        "database and answers the clamd protocol plus MAILSCAN on a unix socket and, when "
+        "configured, on TCP.",
+        (
+            Option(
+                "socket",
+                "/run/mailwarden/daemon.sock",
+                "str",
+                "Unix socket the daemon listens on (clamd's LocalSocket). Empty: none.",
+            ),
+            Option(
+                "socket_mode",
+                "0660",
+                "str",
+                "Permissions of the unix socket, in octal: owner and group may connect.",
+                check=_octal_mode,
+            ),
+            Option(
+                "socket_group",
+                "mailwarden",
+                "str",
+                "Group that owns the unix socket (the agents' group). Empty: the daemon's "
+                "primary group.",
+            ),
+            Option(
+                "tcp",
+                "",
+                "str",
+                "TCP address to listen on as HOST:PORT, e.g. 127.0.0.1:3310. Empty: no TCP. "
+                "The protocol has no authentication: use a loopback address unless a "
+                "firewall guards the port.",
+                check=_host_port,
+            ),
+            Option(
+                "workers",
+                0,
+                "int",
+                "Scanning worker processes; 0 means one per CPU core.",
+                minimum=0,
+            ),
+            Option(
+                "queue",
+                64,
+                "int",
+                "Scan requests that may wait for a free worker; one more gets an immediate "
+                "'Queue full' error instead of waiting.",
+                minimum=0,
+            ),
+            Option(
+                "max_connections",
+                256,
+                "int",
+                "Client connections open at once; more are answered with an error and closed.",
+                minimum=1,
+            ),
+            Option(
+                "scan_timeout",
+                120.0,
+                "float",
+                "Seconds one scan may take in a worker; past it the worker is replaced and "
+                "the client gets 'Time limit reached ERROR'.",
+                minimum=0.1,
+            ),
+            Option(
+                "stream_max_length",
+                64 * MiB,
+                "size",
+                "Largest INSTREAM or MAILSCAN stream (clamd's StreamMaxLength); a larger "
+                "one gets 'INSTREAM size limit exceeded. ERROR'.",
+                minimum=1,
+            ),
+            Option(
+                "spool_threshold",
+                1 * MiB,
+                "size",
+                "Streams larger than this are spooled to an unlinked temporary file instead "
+                "of memory.",
+                minimum=4096,
+            ),
+            Option(
+                "spool_dir",
+                "",
+                "str",
+                "Folder for spooled streams. Empty: $TMPDIR, else /tmp.",
+            ),
+            Option(
+                "command_timeout",
+                30.0,
+                "float",
+                "Seconds a new connection may take to send its command (clamd's "
+                "CommandReadTimeout).",
+                minimum=0.1,
+            ),
+            Option(
+                "read_timeout",
+                120.0,
+                "float",
+                "Seconds a client may stall in the middle of a stream (clamd's ReadTimeout).",
+                minimum=0.1,
+            ),
+            Option(
+                "idle_timeout",
+                30.0,
+                "float",
+                "Seconds an IDSESSION may stay idle between commands (clamd's IdleTimeout).",
+                minimum=0.1,
+            ),
+            Option(
+                "path_scans",
+                True,
+                "bool",
+                "Accept SCAN, CONTSCAN, MULTISCAN and ALLMATCHSCAN, which make the daemon "
+                "open files by path with its own rights. INSTREAM, FILDES and MAILSCAN "
+                "are always accepted.",
+            ),
+            Option(
+                "unscanned_reply",
+                "error",
+                "str",
+                "What clamd-protocol clients are told about a message that could not be "
+                "scanned completely (encrypted archive, a limit): 'error' (they defer it), "
+                "'found' (reported as Heuristics.Unscanned) or 'ok'. MAILSCAN always "
+                "returns the full verdict.",
+                choices=("error", "found", "ok"),
+            ),
+            Option(
+                "pid_file",
+                "/run/mailwarden/daemon.pid",
+                "str",
+                "File the daemon writes its process id to. Empty: none.",
             ),
         ),
     ),
