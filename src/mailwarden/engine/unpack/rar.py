@@ -46,6 +46,9 @@ def extract_rar(obj: ScanObject, ctx: WalkContext) -> Iterator[Child]:
         return
     with rarfile.RarFile(BufferReader(obj.data)) as rf:
         members = rf.infolist()
+        damage = rf.strerror()
+        if damage:
+            ctx.warn(obj.part, f"rar: {damage}")
         if not members and rf.needs_password():
             ctx.unscanned(obj.part, "encrypted archive")
             return
