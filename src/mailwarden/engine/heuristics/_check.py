@@ -73,8 +73,19 @@ HEURISTIC_NAMES: tuple[str, ...] = (
     OLE2_MACRO.name,
 )
 
+# enum members bound once: attribute lookups on an Enum class are slow in the hot path
+_LNK, _OLE2 = FileKind.LNK, FileKind.OLE2
 _ARCHIVE_PARENTS = frozenset(str(kind) for kind in ARCHIVE_KINDS)
 _RUNNABLE_KINDS = EXECUTABLE_KINDS | {FileKind.LNK}
+#: kinds some content probe looks at; anything else without a name is skipped at once
+_PROBED_KINDS = _RUNNABLE_KINDS | {
+    FileKind.BINARY,
+    FileKind.ISO,
+    FileKind.ZIP,
+    FileKind.SEVENZ,
+    FileKind.RAR,
+    FileKind.OLE2,
+}
 
 
 def _deception(facts: NameFacts, kind: FileKind, s: HeuristicSettings) -> HeuristicHit | None:
@@ -102,7 +113,7 @@ def _by_content(
         return ARCHIVE_EXECUTABLE
     if executable:
         return EXECUTABLE_CONTENT[kind] if s.executables else None
-    if kind is FileKind.LNK:
+    if kind is _LNK:
         return SCRIPTS["lnk"] if s.scripts else None
     if s.disk_images and is_disk_image(obj.data, kind):
         return DISK_IMAGE
@@ -128,12 +139,14 @@ def _first_hit(obj: ScanObject, kind: FileKind, s: HeuristicSettings) -> Heurist
         return hit
     if s.encrypted_archives and is_encrypted_archive(obj.data, kind):
         return ENCRYPTED_ARCHIVE
-    if s.office_macros and kind is FileKind.OLE2 and has_macros(obj.data, obj.name or "document"):
+    if s.office_macros and kind is _OLE2 and has_macros(obj.data, obj.name or "document"):
         return OLE2_MACRO
     return None
 
 
 def check(obj: ScanObject, kind: FileKind, settings: HeuristicSettings) -> list[HeuristicHit]:
     """The heuristic hit for ``obj`` (whose content is ``kind``), or an empty list."""
+    if not obj.name and kind not in _PROBED_KINDS:
+        return []
     hit = _first_hit(obj, kind, settings)
     return [hit] if hit else []

@@ -19,6 +19,9 @@ from __future__ import annotations
 from mailwarden.engine.filetype import FileKind
 from mailwarden.engine.objects import Buffer
 
+# enum members bound once: attribute lookups on an Enum class are slow in the hot path
+_ISO, _BINARY = FileKind.ISO, FileKind.BINARY
+_ZIP, _SEVENZ, _RAR = FileKind.ZIP, FileKind.SEVENZ, FileKind.RAR
 _UDF_DESCRIPTORS = (b"BEA01", b"NSR02", b"NSR03")
 _ZIP_LOCAL = b"PK\x03\x04"
 #: encrypted archives usually encrypt every member, so the first few tell
@@ -50,9 +53,9 @@ def _u64(data: Buffer, off: int) -> int:
 
 def is_disk_image(data: Buffer, kind: FileKind) -> bool:
     """True for ISO 9660 and UDF, VHD, VHDX and Apple DMG images."""
-    if kind is FileKind.ISO:
+    if kind is _ISO:
         return True
-    if kind is not FileKind.BINARY:
+    if kind is not _BINARY:
         return False
     head = bytes(data[:8])
     if head in (b"vhdxfile", b"conectix"):
@@ -124,10 +127,10 @@ def _rar_encrypted(data: Buffer) -> bool:
 
 def is_encrypted_archive(data: Buffer, kind: FileKind) -> bool:
     """True when a ZIP, 7z or RAR archive visibly needs a password."""
-    if kind is FileKind.ZIP:
+    if kind is _ZIP:
         return _zip_encrypted(data)
-    if kind is FileKind.SEVENZ:
+    if kind is _SEVENZ:
         return _7z_encrypted(data)
-    if kind is FileKind.RAR:
+    if kind is _RAR:
         return _rar_encrypted(data)
     return False

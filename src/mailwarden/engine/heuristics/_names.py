@@ -32,12 +32,20 @@ class NameFacts(NamedTuple):
     """What the name heuristics look at; extensions are lower case without the dot."""
 
     ext: str
-    #: the extension before ``ext`` (``pdf`` in ``invoice.pdf.exe``), or ""
-    prev_ext: str
-    #: whitespace fills the space before the final extension
-    padded: bool
+    #: the normalised name before the final dot
+    stem: str
     #: the raw name contains U+202E RIGHT-TO-LEFT OVERRIDE
     rtlo: bool
+
+    @property
+    def padded(self) -> bool:
+        """Whitespace fills the space before the final extension."""
+        return len(self.stem) >= 2 and self.stem[-2:].isspace()
+
+    @property
+    def prev_ext(self) -> str:
+        """The extension before ``ext`` (``pdf`` in ``invoice.pdf.exe``), or ""."""
+        return _split_ext(self.stem.rstrip(_TRAILING_JUNK))[1]
 
 
 def _visible(name: str) -> str:
@@ -47,13 +55,10 @@ def _visible(name: str) -> str:
 
 
 def _split_ext(name: str) -> tuple[str, str]:
-    dot = name.rfind(".")
-    if dot < 0:
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not ext or len(ext) > _MAX_EXT or ext.split(maxsplit=1) != [ext]:
         return name, ""
-    ext = name[dot + 1 :]
-    if not ext or len(ext) > _MAX_EXT or ext.split(maxsplit=1) != [ext]:
-        return name, ""
-    return name[:dot], ext
+    return stem, ext
 
 
 def read_name(name: str | None) -> NameFacts | None:
@@ -61,13 +66,14 @@ def read_name(name: str | None) -> NameFacts | None:
     if not name:
         return None
     rtlo = _RLO in name
-    # C string handling in clients ends the name at the first NUL
-    name = name.split("\x00", 1)[0]
-    name = name[max(name.rfind("/"), name.rfind("\\")) + 1 :][-_MAX_NAME:]
-    name = _visible(name).rstrip(_TRAILING_JUNK).lower()
-    stem, ext = _split_ext(name)
-    if not ext:
-        return NameFacts("", "", False, rtlo) if rtlo else None
-    padded = len(stem) >= 2 and stem[-2:].isspace()
-    _, prev_ext = _split_ext(stem.rstrip(_TRAILING_JUNK))
-    return NameFacts(ext, prev_ext, padded, rtlo)
+    if "\x00" in name:
+        # C string handling in clients ends the name at the first NUL
+        name = name.partition("\x00")[0]
+    if "/" in name or "\\" in name:
+        name = name[max(name.rfind("/"), name.rfind("\\")) + 1 :]
+    if len(name) > _MAX_NAME:
+        name = name[-_MAX_NAME:]
+    stem, ext = _split_ext(_visible(name).rstrip(_TRAILING_JUNK).lower())
+    if not ext and not rtlo:
+        return None
+    return NameFacts(ext, stem, rtlo)
