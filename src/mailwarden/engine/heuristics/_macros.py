@@ -16,13 +16,17 @@ run); it reads the data in memory, writes nothing and runs no macro code.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from mailwarden.engine.objects import Buffer
 
 
 def _parser(data: Buffer, label: str) -> Any:
-    from oletools import olevba  # heavy import, only OLE2 needs it
+    with warnings.catch_warnings():
+        # olevba's grammar uses pyparsing names that newer pyparsing deprecates
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from oletools import olevba  # heavy import, only OLE2 needs it
 
     # olevba wants bytes; OLE2 documents are small next to the walk's byte budget
     return olevba.VBA_Parser(label, data=bytes(data), relaxed=True)
