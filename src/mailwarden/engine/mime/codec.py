@@ -113,8 +113,10 @@ class QuotedPrintableDecoder:
         data = self._carry + chunk
         cut = data.rfind(b"\n") + 1
         if cut == 0:
-            # one huge line: keep back enough for a split "=XX"
-            cut = max(0, len(data) - 2)
+            # one huge line: keep back only an escape that may be incomplete
+            tail = data[-2:]
+            eq = tail.find(b"=")
+            cut = len(data) if eq < 0 else len(data) - len(tail) + eq
         self._carry = data[cut:]
         return binascii.a2b_qp(data[:cut])
 

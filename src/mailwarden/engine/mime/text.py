@@ -105,8 +105,13 @@ def _uudecode(data: Buffer, start: int, ctx: WalkContext) -> tuple[Buffer, int]:
         count = (line[0] - 32) & 63
         if count == 0:
             continue
+        width = (count + 2) // 3 * 4
+        # some encoders drop trailing blanks; a line much shorter than its
+        # count is not uuencoded (and would be padded out of nothing)
+        if len(line) - 1 < width - 2:
+            break
         try:
-            batch.append(binascii.a2b_uu(line[: 1 + (count + 2) // 3 * 4]))
+            batch.append(binascii.a2b_uu(line[: 1 + width]))
         except binascii.Error:
             # not a uuencoded line: the block ended without its "end"
             break
