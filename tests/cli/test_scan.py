@@ -81,7 +81,7 @@ def test_json_folder_with_workers(config: Path, tmp_path: Path) -> None:
 
 
 def test_stdin_and_no_default_database(config: Path, tmp_path: Path) -> None:
-    raw = (GOLDEN / "eicar-attached.eml").read_bytes()
+    raw = (GOLDEN / "eicar-in-zip.eml").read_bytes()
     res = run("-c", str(config), "--no-summary", "-", stdin=raw)
     assert res.returncode == 1 and res.stdout == "stream: Eicar-Test-Signature FOUND\n"
     empty = tmp_path / "empty-db"

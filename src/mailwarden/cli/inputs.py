@@ -14,6 +14,7 @@ point the scan elsewhere.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 _FROM = b"From "
+_SEPARATOR = re.compile(rb"From \S+ +[A-Z][a-z]{2} [A-Z][a-z]{2} +\d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +108,9 @@ def _mbox(path: Path) -> Iterator[Item]:
     previous_blank = True
     with path.open("rb") as fh:
         for line in fh:
-            # a separator is a From line at the start or after a blank line
-            if line.startswith(_FROM) and previous_blank:
+            # a separator is a "From SENDER DATE" line at the start or after a
+            # blank line; a body line "From the ..." after a blank line is not
+            if previous_blank and _SEPARATOR.match(line):
                 previous_blank = False
                 if current:
                     yield finish()
