@@ -227,7 +227,7 @@ def main() -> None:
         ).encode(),
         "infected",
         "Eicar-Test-Signature",
-        None,
+        "1/eicar.com",
     )
     inner = mixed("inner", [text(), attach("eicar.com", EICAR)], boundary="INNER")
     case(
@@ -238,14 +238,14 @@ def main() -> None:
         ),
         "infected",
         "Eicar-Test-Signature",
-        None,
+        "2/2/eicar.com",
     )
     case(
         "eicar-missing-final-boundary",
         mixed("eicar-missing-final-boundary", [text(), attach("eicar.com", EICAR)], close=False),
         "infected",
         "Eicar-Test-Signature",
-        None,
+        "2/eicar.com",
     )
     case(
         "eicar-mixed-case-encoding",
@@ -262,7 +262,7 @@ def main() -> None:
         ),
         "infected",
         "Eicar-Test-Signature",
-        None,
+        "2/e.bin",
     )
     html = (
         b'<html><body><a href="data:application/octet-stream;base64,'
@@ -277,7 +277,7 @@ def main() -> None:
         ),
         "infected",
         "Eicar-Test-Signature",
-        None,
+        "1/data-1",
     )
     case(
         "eicar-in-pdf-stream",
@@ -287,7 +287,7 @@ def main() -> None:
         ),
         "infected",
         "Eicar-Test-Signature",
-        None,
+        "2/paper.pdf/stream-2",
     )
     case(
         "encrypted-zip",
@@ -299,8 +299,8 @@ def main() -> None:
         "double-extension",
         mixed("double-extension", [text(), attach("invoice.pdf.exe", PE)]),
         "suspicious",
-        None,
-        None,
+        "Heuristics.DoubleExtension",
+        "2/invoice.pdf.exe",
     )
     case(
         "rtlo-name",
@@ -316,8 +316,8 @@ def main() -> None:
             ],
         ),
         "suspicious",
-        None,
-        None,
+        "Heuristics.RTLO",
+        "2/invoice?fdp.exe",
     )
     case(
         "executable-in-zip",
@@ -326,8 +326,8 @@ def main() -> None:
             [text(), attach("tool.zip", zipped({"setup.exe": PE}), "application/zip")],
         ),
         "suspicious",
-        None,
-        None,
+        "Heuristics.Archive.Executable",
+        "2/tool.zip/setup.exe",
     )
 
     for name, (data, expected) in cases.items():
