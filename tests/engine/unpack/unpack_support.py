@@ -39,6 +39,8 @@ def run(
 @dataclass
 class Leaf:
     part: str
+    size: int
+    #: the first bytes only, so that collecting leaves costs no memory
     data: bytes
 
 
@@ -53,7 +55,7 @@ def _walk(obj: ScanObject, ctx: WalkContext, leaves: list[Leaf]) -> None:
     ctx.budget.check_time()
     extract = extractor_for(sniff(obj.data))
     if extract is None:
-        leaves.append(Leaf(obj.part, bytes(obj.data)))
+        leaves.append(Leaf(obj.part, obj.size, bytes(obj.data[:4096])))
         return
     try:
         for kid in extract(obj, ctx):
