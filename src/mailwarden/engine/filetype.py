@@ -109,13 +109,17 @@ def _is_pe(head: bytes) -> bool:
     return (off + 4 <= len(head) and head[off : off + 4] == b"PE\x00\x00") or off >= len(head)
 
 
+_TEXT_BYTES = bytes(b for b in range(256) if b >= 32 or b in (9, 10, 12, 13, 27))
+
+
 def _looks_text(head: bytes) -> bool:
     if not head:
         return False
     if b"\x00" in head:
         return False
     # allow UTF-8 and Latin-1 text: count control bytes other than tab/CR/LF/FF/ESC
-    bad = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))
+    # (translate deletes every allowed byte in C, far faster than a Python loop)
+    bad = len(head.translate(None, _TEXT_BYTES))
     return bad * 100 < len(head)
 
 
