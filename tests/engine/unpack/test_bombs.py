@@ -11,6 +11,7 @@ import functools
 import gzip
 import io
 import lzma
+import mmap
 import struct
 import tracemalloc
 import zipfile
@@ -23,7 +24,7 @@ import pytest
 from unpack_support import MiB, deflated_zeros, make_ctx, walk, zip64_single, zip_bytes
 
 from mailwarden.engine.limits import LimitExceeded
-from mailwarden.engine.objects import WalkContext
+from mailwarden.engine.objects import BufferReader, WalkContext
 
 GiB = 1024 * MiB
 TOTAL = 50 * MiB
@@ -106,35 +107,6 @@ def _overlapping_zip(copies: int) -> bytes:
     return one[:cd_at] + cd + eocd
 
 
-class _Zeros(io.RawIOBase):
-    """A seekable source of ``size`` zero bytes that holds none of them."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        n = max(0, min(len(b), self._size - self._pos))
-        b[:n] = bytes(n)
-        self._pos += n
-        return n
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = base + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-
 def _xz_zeros(size: int) -> bytes:
     comp = lzma.LZMACompressor(lzma.FORMAT_XZ, preset=1)
     chunk = bytes(MiB)
@@ -144,8 +116,13 @@ def _xz_zeros(size: int) -> bytes:
 @functools.cache
 def _7z_zeros(size: int) -> bytes:
     buf = io.BytesIO()
-    with py7zr.SevenZipFile(buf, "w") as arc:
-        arc.writef(io.BufferedReader(_Zeros(size)), "zeros.bin")
+    # an anonymous map reads as zeros without the zeros ever being allocated
+    with (
+        mmap.mmap(-1, size) as zeros,
+        io.BufferedReader(BufferReader(zeros)) as src,
+        py7zr.SevenZipFile(buf, "w") as arc,
+    ):
+        arc.writef(src, "zeros.bin")
     return buf.getvalue()
 
 
