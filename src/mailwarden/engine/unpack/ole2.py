@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import warnings
 from collections.abc import Iterator
 
 import olefile
@@ -148,7 +149,10 @@ def _vba(obj: ScanObject, ctx: WalkContext) -> Iterator[Child]:
     # olevba logs every oddity of hostile input at warning level; its findings
     # reach us as return values, so its log is noise here
     logging.getLogger("olevba").setLevel(logging.CRITICAL)
-    from oletools import olevba
+    with warnings.catch_warnings():
+        # olevba's grammar uses deprecated pyparsing names; not ours to fix
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from oletools import olevba
 
     try:
         parser = olevba.VBA_Parser(filename=obj.name or "document", data=bytes(obj.data))
