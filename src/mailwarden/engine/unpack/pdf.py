@@ -41,7 +41,10 @@ from collections.abc import Callable, Iterator
 from mailwarden.engine.limits import LimitExceeded
 from mailwarden.engine.objects import Buffer, Child, ScanObject, WalkContext
 
-_OBJ = re.compile(rb"(\d{1,10})[ \t\r\n\f\x00]+\d{1,5}[ \t\r\n\f\x00]+obj\b")
+# Objects are found from the literal keyword backwards: a pattern that starts
+# with a digit class would be tried at every digit of megabytes of image data.
+_OBJ_KEYWORD = re.compile(rb"obj\b")
+_OBJ_HEAD = re.compile(rb"(\d{1,10})[ \t\r\n\f\x00]+\d{1,5}[ \t\r\n\f\x00]+$")
 _STREAM = re.compile(rb"(?<![A-Za-z])stream[ \t]*(?:\r\n|\r|\n)")
 _LENGTH = re.compile(rb"/Length\s*(\d{1,12})(?:\s+(\d{1,5})\s+R)?")
 _FILTER = re.compile(rb"/Filter\s*(\[[^\]]*\]|/[^\s/\[\]<>()]+)")
@@ -68,12 +71,24 @@ Chunks = Iterator[bytes]
 Params = dict[bytes, int]
 
 
+def _find_objects(data: Buffer) -> list[tuple[int, int, int]]:
+    """``(start, end, number)`` of every ``N G obj`` header, in file order."""
+    found = []
+    for m in _OBJ_KEYWORD.finditer(data):
+        at = m.start()
+        window = bytes(data[max(0, at - 40) : at])
+        head = _OBJ_HEAD.search(window)
+        if head is not None:
+            found.append((at - len(window) + head.start(), m.end(), int(head.group(1))))
+    return found
+
+
 def extract_pdf(obj: ScanObject, ctx: WalkContext) -> Iterator[Child]:
     """Yield each stream of the PDF in ``obj``, decoded, in file order."""
     data = obj.data
     if re.search(rb"/Encrypt\s*(?:\d|<<)", data):
         ctx.unscanned(obj.part, "encrypted document")
-    objects = [(m.start(), m.end(), int(m.group(1))) for m in _OBJ.finditer(data)]
+    objects = _find_objects(data)
     starts = [o[0] for o in objects]
     # the last definition of a number wins, as with incremental updates
     body_at = {num: end for _, end, num in objects}
