@@ -32,6 +32,7 @@ expressions cannot hang the matcher on an empty match.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mailwarden.engine.signatures.cursor import Cursor
@@ -46,6 +47,8 @@ _MAX_DEPTH = 8
 _ALNUM = frozenset(range(0x30, 0x3A)) | frozenset(range(0x41, 0x5B)) | frozenset(range(0x61, 0x7B))
 _NON_ALNUM = frozenset(range(256)) - _ALNUM
 _HEX = frozenset("0123456789abcdefABCDEF")
+_HEX_RUN = re.compile(r"(?:[0-9a-fA-F]{2})+(?![?])")
+_ESCAPES = [b"\\x%02x" % b for b in range(256)]
 
 
 # --- pattern tree ------------------------------------------------------------
@@ -115,8 +118,13 @@ class _Parser(Cursor):
     def sequence(self, depth: int) -> Seq:
         items: list[Node] = []
         while self.pos < len(self.text):
-            ch = self.peek()
-            if ch in "|)":
+            run = _HEX_RUN.match(self.text, self.pos)
+            if run:
+                # the common case: a stretch of plain bytes, taken in one step
+                items.append(Lit(bytes.fromhex(run.group(0))))
+                self.pos = run.end()
+                continue
+            if self.text[self.pos] in "|)":
                 break
             items.append(self.item(depth))
         return Seq(tuple(items))
@@ -281,7 +289,7 @@ def min_length(node: Node) -> int:
 
 
 def _esc(data: bytes) -> bytes:
-    return b"".join(b"\\x%02x" % b for b in data)
+    return b"".join([_ESCAPES[b] for b in data])
 
 
 def _cls(members: frozenset[int], negate: bool = False) -> bytes:
