@@ -195,7 +195,7 @@ def hash_databases(all_samples: list[Sample]) -> dict[str, str]:
     by_file = {x.file: x.data for x in all_samples}
 
     def md5(d: bytes) -> str:
-        return hashlib.md5(d).hexdigest()
+        return hashlib.md5(d, usedforsecurity=False).hexdigest()
 
     md5_data = by_file["hash-md5.bin"]
     sha1_data = by_file["hash-sha1.bin"]
@@ -203,10 +203,11 @@ def hash_databases(all_samples: list[Sample]) -> dict[str, str]:
     any_data = by_file["hash-any-size.bin"]
     section = pe_section_of(by_file["hash-section.exe"])
     allowed = by_file["allowlisted.bin"]
+    sha1 = hashlib.sha1(sha1_data, usedforsecurity=False).hexdigest()
     return {
         "features.hdb": f"{md5(md5_data)}:{len(md5_data)}:Feat.Hash.MD5\n",
         "features.hsb": (
-            f"{hashlib.sha1(sha1_data).hexdigest()}:{len(sha1_data)}:Feat.Hash.SHA1\n"
+            f"{sha1}:{len(sha1_data)}:Feat.Hash.SHA1\n"
             f"{hashlib.sha256(sha256_data).hexdigest()}:{len(sha256_data)}:Feat.Hash.SHA256\n"
             f"{hashlib.sha256(any_data).hexdigest()}:*:Feat.Hash.AnySize:73\n"
         ),

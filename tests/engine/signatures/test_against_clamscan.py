@@ -6,12 +6,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import feature_samples as fs
+import pytest
+from sig_helpers import MATCHERS
+
 from mailwarden.engine.filetype import sniff
 from mailwarden.engine.signatures import load_signatures
-from sig_helpers import MATCHERS
 
 pytestmark = [
     pytest.mark.clamd,

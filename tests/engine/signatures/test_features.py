@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import feature_samples as fs
+import pytest
+from sig_helpers import MATCHERS
+
 from mailwarden.engine.filetype import sniff
 from mailwarden.engine.signatures import SignatureSet, load_signatures
-from sig_helpers import MATCHERS
 
 
 @pytest.fixture(scope="module", params=MATCHERS)
