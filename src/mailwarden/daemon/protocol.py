@@ -158,6 +158,11 @@ class CommandFramer:
         style = _style_of(self.buffer[0])
         start = 1 if style is not Style.OLD else 0
         end = self.buffer.find(style.term, start)
+        if style is Style.OLD:
+            # clamd's line reader also stops at a NUL in an old-style command
+            nul = self.buffer.find(b"\0")
+            if nul >= 0 and (end < 0 or nul < end):
+                end = nul
         if end < 0:
             if len(self.buffer) > self.limit:
                 raise CommandTooLong(style)

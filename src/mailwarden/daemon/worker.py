@@ -101,14 +101,15 @@ def _open_path(path: str, *, follow: bool) -> int:
         fd = os.open(path, flags)
     except OSError as exc:
         raise _Refused(f"Access denied: {exc.strerror}.") from exc
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise _Refused("Not supported file type.")
     return fd
 
 
 def _scan_fd(backend: Backend, fd: int, all_matches: bool) -> Verdict:
-    size = os.fstat(fd).st_size
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        # a pipe or socket would read as empty and pass as clean
+        raise _Refused("Not a regular file.")
+    size = info.st_size
     if size < _MAP_THRESHOLD:
         return backend.scan(_read_all(fd, size), all_matches=all_matches)
     with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:

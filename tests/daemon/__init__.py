@@ -1,0 +1,1 @@
+"""Tests of the scanning daemon (``mailwarden.daemon``), one module per source module."""
