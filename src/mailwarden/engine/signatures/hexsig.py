@@ -376,6 +376,16 @@ def _atoms(node: Node) -> tuple[bytes, ...] | None:
     return None
 
 
+def _has_literal(node: Node) -> bool:
+    if isinstance(node, Lit):
+        return True
+    if isinstance(node, Alt):
+        return any(_has_literal(o) for o in node.options)
+    if isinstance(node, Seq):
+        return any(_has_literal(i) for i in node.items)
+    return False
+
+
 def _score(atoms: tuple[bytes, ...]) -> tuple[int, int]:
     return (min(len(a) for a in atoms), -len(atoms))
 
@@ -392,8 +402,9 @@ def compile_hexsig(text: str, modifiers: str = "") -> CompiledPattern:
     if "w" in modifiers:
         wide = _widen(tree)
         tree = Alt((Seq((tree,)), Seq((wide,)))) if "a" in modifiers else wide
-    if min_length(tree) == 0:
-        raise MalformedSignature("hex pattern can match nothing at all (no fixed bytes)")
+    if min_length(tree) == 0 or not _has_literal(tree):
+        # a pattern of wildcards only would match every payload; ClamAV refuses it too
+        raise MalformedSignature("hex pattern has no fixed bytes")
     exact_em, hs_em = _Emitter(hs=False), _Emitter(hs=True)
     regex = exact_em.emit(tree)
     hs = hs_em.emit(tree)
