@@ -8,7 +8,6 @@ import stat
 from pathlib import Path
 
 import pytest
-from smtp_sink import smtp_sink
 
 from mailwarden.actions import ReleaseError, add_mark, carry_out, check_mark, load_secret, release
 from mailwarden.config import defaults
@@ -16,6 +15,7 @@ from mailwarden.message import Envelope, Message
 from mailwarden.policy import ActionKind, Mode, Policy, decide
 from mailwarden.store import QuarantineFilter, QuarantineId, SqliteStore
 from mailwarden.verdict import Finding, Status, Verdict
+from support.smtp_sink import smtp_sink
 
 EICAR_RAW = (
     b"From: attacker@evil.example\r\nTo: bob@local.example\r\nSubject: test\r\n\r\n"

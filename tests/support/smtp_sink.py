@@ -1,4 +1,7 @@
-"""A real SMTP server on loopback (aiosmtpd) that records what it receives."""
+"""A real SMTP server on loopback (aiosmtpd) recording what it receives; refuses chosen rcpts.
+
+SECURITY: test-only; listens on 127.0.0.1 on a free port and is stopped by its controller.
+"""
 
 from __future__ import annotations
 

@@ -175,6 +175,8 @@ async def release(
         client = aiosmtplib.SMTP(hostname=host, port=port, timeout=timeout, start_tls=False)
         async with client:
             errors, _ = await client.sendmail(entry.envelope.sender, list(rcpts), marked)
+    except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError) as exc:
+        raise ReleaseError(f"cannot reach {host}:{port} to release {qid}: {exc}") from exc
     except aiosmtplib.SMTPException as exc:
         raise ReleaseError(f"{host}:{port} refused the release of {qid}: {exc}") from exc
     except OSError as exc:

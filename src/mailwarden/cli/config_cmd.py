@@ -10,6 +10,7 @@ import textwrap
 
 from mailwarden.cli.common import add_config_option, config_from_args
 from mailwarden.config import render
+from mailwarden.policy import Policy, describe
 
 DESCRIPTION = textwrap.dedent(
     """\
@@ -17,7 +18,9 @@ DESCRIPTION = textwrap.dedent(
 
       check     read the configuration (the main file, then conf.d/*.toml), report
                 the first error with its file, line and key, or print every
-                effective value with the file and line it came from
+                effective value with the file and line it came from, then the
+                effective policy: the action per direction and category before
+                and after the queue, and the overrides
       defaults  print every key with its documented default, as a commented
                 TOML file to start a configuration from
 
@@ -55,4 +58,5 @@ def run(args: argparse.Namespace) -> int:
         files = ", ".join(config.files) or "none (embedded defaults)"
         print(f"# configuration files: {files}")
         print(render(config, show_origin=True), end="")
+        print(describe(Policy.from_config(config)), end="")
     return 0
