@@ -59,3 +59,10 @@ def test_an_extractor_that_cannot_load_reports_unscanned(broken_kind: FileKind) 
     kids, ctx = run(unpack._deferred(broken_kind), b"MSCF\x00\x00\x00\x00", name="x.cab")
     assert kids == []
     assert ctx.unscanned_notes == [("x.cab", "cab: no extractor available")]
+
+
+@pytest.mark.parametrize("kind", sorted(REQUIRED))
+def test_every_registered_extractor_loads(kind: FileKind) -> None:
+    extract = extractor_for(kind)
+    assert callable(extract)
+    assert extract.__name__.startswith("extract_")
