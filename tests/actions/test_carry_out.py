@@ -58,6 +58,8 @@ def test_per_recipient_delivery_and_quarantine(policy: Policy, store: SqliteStor
         done.quarantine_id,
     )
     assert event.timings == {"scan": 0.5, "total": 0.75}
+    # no client information, local-looking recipients unknown to [network]: direction unknown
+    assert event.envelope.direction.value == action.direction.value == "unknown"
 
 
 def test_log_line_is_one_json_line_with_the_essentials(policy: Policy) -> None:

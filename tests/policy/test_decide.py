@@ -151,6 +151,7 @@ def test_mda_point_uses_inbound_policy(make_config: MakeConfig) -> None:
     cfg = make_config('[policy]\ninbound_unscanned = "quarantine"\n')
     msg = message("a@b.example", point=Point.MDA)
     assert decide(verdict(Status.UNSCANNED, reason="r"), msg, cfg).kind is ActionKind.QUARANTINE
+    assert decide(verdict(Status.UNSCANNED, reason="r"), msg, cfg).direction is Direction.INBOUND
     out = message("a@b.example", direction=Direction.OUTBOUND)
     assert decide(verdict(Status.UNSCANNED, reason="r"), out, cfg).kind is ActionKind.TAG
 

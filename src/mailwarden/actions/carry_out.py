@@ -20,6 +20,7 @@ clock only to time-stamp the history event).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -62,7 +63,7 @@ def carry_out(
         store.record_event(
             ScanEvent(
                 time=time.time(),
-                envelope=message.envelope,
+                envelope=dataclasses.replace(message.envelope, direction=action.direction),
                 status=verdict.status.value,
                 action=action.kind.value,
                 finding=verdict.name,

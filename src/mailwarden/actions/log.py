@@ -49,6 +49,7 @@ def log_record(
                 for f in verdict.findings
             ],
         },
+        "direction": action.direction.value,
         "action": action.kind.value,
         "reply": str(action.reply),
         "rule": action.whole.rule,

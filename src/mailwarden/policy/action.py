@@ -22,6 +22,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from mailwarden.message import Direction
+
 
 class ActionKind(enum.StrEnum):
     ACCEPT = "accept"
@@ -118,6 +120,8 @@ class Action:
     add_headers: bool = True
     strip: tuple[str, ...] = ()
     released: bool = False
+    #: the direction the policy used (``classify``), for logs and the history
+    direction: Direction = Direction.UNKNOWN
 
     @property
     def kind(self) -> ActionKind:
@@ -158,6 +162,7 @@ class Action:
             "whole": self.whole.to_dict(),
             "recipients": [{"recipient": r, **o.to_dict()} for r, o in self.outcomes],
             "released": self.released,
+            "direction": self.direction.value,
         }
 
 

@@ -85,6 +85,7 @@ def decide(
         add_headers=policy.add_headers,
         strip=STATUS_HEADERS if policy.strip_incoming else (),
         released=released,
+        direction=direction,
     )
 
 
