@@ -1,0 +1,158 @@
+"""Hyperscan and the Aho-Corasick fallback agree, and Hyperscan refusals fall back to re."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sig_helpers import write_dbs
+
+from mailwarden.engine.filetype import FileKind
+from mailwarden.engine.signatures import load_signatures
+from mailwarden.engine.signatures import matchers as matchers_mod
+from mailwarden.engine.signatures.matchers import HyperscanMatcher, hyperscan_available
+
+needs_hyperscan = pytest.mark.skipif(not hyperscan_available(), reason="no hyperscan")
+
+# a small alphabet so random patterns and random data meet often
+_BYTES = st.sampled_from([0x61, 0x62, 0x63, 0x41, 0x00])
+_HEX = _BYTES.map(lambda b: f"{b:02x}")
+
+
+@st.composite
+def _element(draw: st.DrawFn) -> str:
+    kind = draw(st.integers(0, 9))
+    if kind <= 3:
+        return "".join(draw(st.lists(_HEX, min_size=1, max_size=3)))
+    if kind == 4:
+        return "??"
+    if kind == 5:
+        lo = draw(st.integers(0, 3))
+        return draw(
+            st.sampled_from(
+                [f"{{{lo}}}", f"{{{lo}-}}", f"{{-{lo + 1}}}", f"{{{lo}-{lo + 2}}}", "*"]
+            )
+        )
+    if kind == 6:
+        return "(" + "|".join(draw(st.lists(_HEX, min_size=2, max_size=3))) + ")"
+    if kind == 7:
+        return "!(" + "|".join(draw(st.lists(_HEX, min_size=1, max_size=2))) + ")"
+    if kind == 8:
+        width = draw(st.integers(2, 2))
+        opts = draw(
+            st.lists(
+                st.lists(_HEX, min_size=width, max_size=width).map("".join), min_size=1, max_size=2
+            )
+        )
+        return "!(" + "|".join(opts) + ")"
+    return draw(st.sampled_from(["6?", "?1", "4?"]))
+
+
+@st.composite
+def _pattern(draw: st.DrawFn) -> str:
+    # start and end with literals, as ClamAV requires fixed bytes at the edges of gaps
+    middle = "".join(draw(st.lists(_element(), max_size=4)))
+    return draw(_HEX) + draw(_HEX) + middle + draw(_HEX)
+
+
+@st.composite
+def _database(draw: st.DrawFn) -> tuple[str, str]:
+    ndb = []
+    for i, pat in enumerate(draw(st.lists(_pattern(), min_size=1, max_size=6))):
+        offset = draw(st.sampled_from(["*", "*", "0", "2,6", "EOF-8,8"]))
+        ndb.append(f"R.{i}:0:{offset}:{pat}")
+    ldb = []
+    for i in range(draw(st.integers(0, 2))):
+        subs = draw(st.lists(_pattern(), min_size=2, max_size=3))
+        mods = draw(st.sampled_from(["", "::i", "::w", "::wa", "::f"]))
+        expr = draw(st.sampled_from(["0&1", "0|1", "0>1", "(0|1)=2,2", "0&1=0"]))
+        ldb.append(f"L.{i};Engine:81-255,Target:0;{expr};{subs[0]}{mods};{';'.join(subs[1:])}")
+    return "\n".join(ndb) + "\n", "\n".join(ldb) + "\n"
+
+
+@needs_hyperscan
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    db=_database(),
+    payloads=st.lists(
+        st.binary(max_size=64).map(
+            lambda b: b.translate(
+                bytes.maketrans(
+                    bytes(range(256)), bytes([0x61, 0x62, 0x63, 0x41, 0x00, 0x20, 0x42, 0x43] * 32)
+                )
+            )
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_hyperscan_and_aho_agree(
+    tmp_path_factory: pytest.TempPathFactory, db: tuple[str, str], payloads: list[bytes]
+) -> None:
+    folder = write_dbs(tmp_path_factory.mktemp("agree"), {"r.ndb": db[0], "l.ldb": db[1]})
+    hs = load_signatures([folder], bundled=False, matcher="hyperscan")
+    aho = load_signatures([folder], bundled=False, matcher="aho")
+    for data in payloads:
+        a = sorted(m.name for m in hs.match(data, FileKind.BINARY, all_matches=True))
+        b = sorted(m.name for m in aho.match(data, FileKind.BINARY, all_matches=True))
+        assert a == b, (db, data)
+
+
+@needs_hyperscan
+def test_patterns_hyperscan_refuses_are_left_to_re(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = matchers_mod._compile
+
+    def picky(hs: object, entries: list[tuple[bytes, int, int]]) -> object:
+        # pretend Hyperscan cannot compile the pattern for "bbbb"
+        if any(e[0] == b"\\x62\\x62\\x62\\x62" for e in entries):
+            import hyperscan
+
+            raise hyperscan.error("pattern too large")
+        return real(hs, entries)
+
+    monkeypatch.setattr(matchers_mod, "_compile", picky)
+    folder = write_dbs(tmp_path, {"x.ndb": "A:0:*:61616161\nB:0:*:62626262\nC:0:*:63636363\n"})
+    sigs = load_signatures([folder], bundled=False, matcher="hyperscan")
+    assert sigs.report.extra == {"patterns left to re": 1}
+    assert [m.name for m in sigs.match(b"bbbb cccc", FileKind.BINARY, all_matches=True)] == [
+        "B",
+        "C",
+    ]
+
+
+@needs_hyperscan
+def test_hyperscan_database_round_trips() -> None:
+    from mailwarden.engine.signatures.hexsig import compile_hexsig
+    from mailwarden.engine.signatures.offsets import ANYWHERE
+    from mailwarden.engine.signatures.tables import Pattern
+
+    c = compile_hexsig("6162??64")
+    pats = [Pattern(c.regex, c.hs, c.exact, c.caseless, c.atoms, ANYWHERE, 0)]
+    built = HyperscanMatcher.build(pats)
+    again = HyperscanMatcher.load(built.dump(), [])
+    assert again.candidates(b"xxabzdxx") == {0: 6}
+    assert again.candidates(b"abd") == {}
+
+
+def test_aho_always_checks_patterns_without_long_atoms() -> None:
+    from mailwarden.engine.signatures.hexsig import compile_hexsig
+    from mailwarden.engine.signatures.matchers import AhoMatcher
+    from mailwarden.engine.signatures.offsets import ANYWHERE
+    from mailwarden.engine.signatures.tables import Pattern
+
+    short = compile_hexsig("61??62")
+    long = compile_hexsig("6c6f6e67")
+    pats = [
+        Pattern(p.regex, p.hs, p.exact, p.caseless, p.atoms, ANYWHERE, 0) for p in (short, long)
+    ]
+    aho = AhoMatcher(pats)
+    assert aho.always == (0,)
+    assert aho.candidates(b"xx long xx") == {0: -1, 1: -1}
+    assert aho.candidates(b"nothing") == {0: -1}
+    assert aho.candidates(b"") == {}
