@@ -154,7 +154,8 @@ def test_unscanned_is_reported_as_configured_and_never_silently_ok_by_default() 
 
 def test_error_verdicts_are_errors() -> None:
     v = Verdict(Status.ERROR, reason="internal error: boom")
-    assert p.verdict_lines("stream", v) == ["stream: internal error: boom ERROR"]
+    # one colon only, after the name: clamdscan splits replies at the last one
+    assert p.verdict_lines("stream", v) == ["stream: internal error - boom ERROR"]
 
 
 def test_names_cannot_forge_reply_lines() -> None:

@@ -10,7 +10,6 @@ import json
 import os
 import socket
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -372,5 +371,3 @@ def test_reload_command_answers_reloading(daemon: RunningDaemon) -> None:
     assert daemon.exchange(b"zRELOAD\0") == b"RELOADING\0"
     wait_for(lambda: daemon.stats()["RELOADS"].startswith("1 last ok"), what="reload")
     assert daemon.exchange(instream(b"EICAR")) == b"stream: Fake.Eicar FOUND\0"
-    started = time.monotonic()
-    assert started  # the daemon is still answering after the swap

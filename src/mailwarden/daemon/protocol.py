@@ -254,14 +254,20 @@ def verdict_lines(
         picked = shown if all_matches else shown[:1]
         return [found(name, signature_name(f)) for f in picked]
     if verdict.status is Status.ERROR:
-        return [error(name, clean_name(verdict.reason or "Scan failed"))]
+        return [error(name, reason_text(verdict.reason or "Scan failed"))]
     if verdict.status is Status.UNSCANNED:
         if unscanned == "found":
             return [found(name, UNSCANNED_NAME)]
         if unscanned == "error":
-            reason = clean_name(verdict.reason or "unscanned")
-            return [error(name, f"Not scanned completely: {reason}.")]
+            reason = reason_text(verdict.reason or "unscanned")
+            return [error(name, f"Not scanned completely ({reason}).")]
     return [ok(name)]
+
+
+def reason_text(text: str) -> str:
+    # clamdscan splits a reply at its last colon, so a colon inside the
+    # message would cut it short; MAILSCAN keeps the exact text
+    return clean_name(text).replace(": ", " - ").replace(":", " ")
 
 
 def is_failure(line: str) -> bool:

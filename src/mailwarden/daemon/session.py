@@ -280,7 +280,7 @@ class _Handler:
     def _lines(self, name: str, result: dict[str, Any], *, all_matches: bool) -> list[str]:
         verdict = self._verdict(result)
         if verdict is None:
-            return [p.error(name, p.clean_name(str(result.get("error", "Scan failed"))))]
+            return [p.error(name, p.reason_text(str(result.get("error", "Scan failed"))))]
         return p.verdict_lines(
             name, verdict, unscanned=self.settings.unscanned_reply, all_matches=all_matches
         )
