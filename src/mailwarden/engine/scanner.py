@@ -125,7 +125,10 @@ class Engine:
                 )
             ]
             if self.yara is not None and kind is not FileKind.EMPTY:
-                infected.extend(Finding(rule, part, "yara", official=False) for rule in self.yara.match(obj.data))
+                infected.extend(
+                    Finding(rule, part, "yara", official=False)
+                    for rule in self.yara.match(obj.data)
+                )
             findings.extend(infected)
             if stop_early and infected:
                 return
