@@ -360,6 +360,8 @@ def machine() -> dict[str, Any]:
             platform.machine(),
         ),
         "python": platform.python_version(),
+        # Other work on the machine skews every figure: keep the evidence.
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "clamd": subprocess.run(
             ["clamd", "--version"], capture_output=True, text=True, check=False
         ).stdout.strip(),
@@ -432,7 +434,8 @@ def render_section(result: dict[str, Any], command: str) -> str:
             f"## Engine against clamd: {result['profile']} profile",
             "",
             f"Measured {result['date']} on {m['nproc']} cores, {m['ram_gb']} GB RAM "
-            f"({m['cpu']}), Python {m['python']}, {m['clamd']}.",
+            f"({m['cpu']}), Python {m['python']}, {m['clamd']}; load average "
+            f"{m['loadavg_1m_before']} before the run, {m['loadavg_1m']} after.",
             f"Data: {d['signatures']:,} signatures ({d['hashes']:,} hash + {d['bodies']:,} body "
             f"+ EICAR and test files), {d['messages']:,} messages, {d['bytes'] / 1e6:.0f} MB.",
             "",
@@ -497,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus = make_corpus(work / f"corpus-{args.messages}", n=args.messages)
     nbytes = sum(e["size"] for e in load_manifest(corpus))
 
+    load_before = round(os.getloadavg()[0], 2)
     clamd = run_clamd(sigdir, corpus, work, args.clients)
     engine = run_engine(sigdir, corpus, work, args.workers)
     cli = run_cli(sigdir, corpus, work, args.workers)
@@ -535,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         "test": "engine_vs_clamd",
         "profile": profile,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        "machine": machine() | {"loadavg_1m_before": load_before},
         "data": {
             **sizes,
             "signatures": eng["signatures"],
