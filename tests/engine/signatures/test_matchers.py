@@ -12,7 +12,10 @@ from sig_helpers import write_dbs
 from mailwarden.engine.filetype import FileKind
 from mailwarden.engine.signatures import load_signatures
 from mailwarden.engine.signatures import matchers as matchers_mod
-from mailwarden.engine.signatures.matchers import HyperscanMatcher, hyperscan_available
+from mailwarden.engine.signatures.hexsig import compile_hexsig
+from mailwarden.engine.signatures.matchers import AhoMatcher, HyperscanMatcher, hyperscan_available
+from mailwarden.engine.signatures.offsets import ANYWHERE
+from mailwarden.engine.signatures.tables import Pattern
 
 needs_hyperscan = pytest.mark.skipif(not hyperscan_available(), reason="no hyperscan")
 
@@ -102,39 +105,59 @@ def test_hyperscan_and_aho_agree(
         assert a == b, (db, data)
 
 
+def _patterns(*hexsigs: str) -> list[Pattern]:
+    out = []
+    for text in hexsigs:
+        c = compile_hexsig(text)
+        out.append(Pattern(c.regex, c.hs, c.exact, c.caseless, c.atoms, ANYWHERE, 0))
+    return out
+
+
 @needs_hyperscan
-def test_patterns_hyperscan_refuses_are_left_to_re(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_patterns_hyperscan_refuses_are_left_to_re(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hyperscan
+
     real = matchers_mod._compile
 
     def picky(hs: object, entries: list[tuple[bytes, int, int]]) -> object:
         # pretend Hyperscan cannot compile the pattern for "bbbb"
         if any(e[0] == b"\\x62\\x62\\x62\\x62" for e in entries):
-            import hyperscan
-
             raise hyperscan.error("pattern too large")
         return real(hs, entries)
 
     monkeypatch.setattr(matchers_mod, "_compile", picky)
-    folder = write_dbs(tmp_path, {"x.ndb": "A:0:*:61616161\nB:0:*:62626262\nC:0:*:63636363\n"})
+    built = HyperscanMatcher.build(_patterns("61616161", "62626262", "63636363"))
+    assert built.re_only == (1,)
+    assert built.candidates(b"bbbb cccc") == {1: -1, 2: 9}
+    assert built.candidates(b"aaaa") == {1: -1, 0: 4}
+
+
+@needs_hyperscan
+def test_large_sets_compile_in_a_child_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matchers_mod, "CHILD_COMPILE_FROM", 2)
+    built = HyperscanMatcher.build(_patterns("61616161", "62626262"))
+    assert built.candidates(b"xx bbbb") == {1: 7}
+
+
+@needs_hyperscan
+def test_refused_patterns_still_match_through_the_signature_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        HyperscanMatcher, "build", classmethod(lambda cls, pats: cls.load(b"", range(len(pats))))
+    )
+    folder = write_dbs(tmp_path, {"x.ndb": "A:0:*:61616161\nB:0:EOF-4:62626262\n"})
     sigs = load_signatures([folder], bundled=False, matcher="hyperscan")
-    assert sigs.report.extra == {"patterns left to re": 1}
-    assert [m.name for m in sigs.match(b"bbbb cccc", FileKind.BINARY, all_matches=True)] == [
+    assert sigs.report.extra == {"patterns left to re": 2}
+    assert [m.name for m in sigs.match(b"aaaa bbbb", FileKind.BINARY, all_matches=True)] == [
+        "A",
         "B",
-        "C",
     ]
 
 
 @needs_hyperscan
 def test_hyperscan_database_round_trips() -> None:
-    from mailwarden.engine.signatures.hexsig import compile_hexsig
-    from mailwarden.engine.signatures.offsets import ANYWHERE
-    from mailwarden.engine.signatures.tables import Pattern
-
-    c = compile_hexsig("6162??64")
-    pats = [Pattern(c.regex, c.hs, c.exact, c.caseless, c.atoms, ANYWHERE, 0)]
-    built = HyperscanMatcher.build(pats)
+    built = HyperscanMatcher.build(_patterns("6162??64"))
     again = HyperscanMatcher.load(built.dump(), [])
     assert again.candidates(b"xxabzdxx") == {0: 6}
     assert again.candidates(b"abd") == {}
@@ -142,7 +165,6 @@ def test_hyperscan_database_round_trips() -> None:
 
 def test_aho_always_checks_patterns_without_long_atoms() -> None:
     from mailwarden.engine.signatures.hexsig import compile_hexsig
-    from mailwarden.engine.signatures.matchers import AhoMatcher
     from mailwarden.engine.signatures.offsets import ANYWHERE
     from mailwarden.engine.signatures.tables import Pattern
 

@@ -3,14 +3,16 @@
 Millions of hash signatures must fit in little memory, so an index keeps no
 Python object per entry: one ``bytes`` blob of fixed-width records
 ``digest | size (8 bytes, big-endian; all ones = any size) | name offset (4)``
-sorted by digest and searched by bisection, a sorted ``array`` of the
-distinct sizes (so a payload is hashed only when some signature has its size,
-unless a wildcard-size entry exists), and one blob of NUL-terminated names.
+sorted by digest and searched by bisection, a bitmap over the sizes that
+occur (so a payload is hashed only when some signature may have its size;
+a false positive costs one needless hash, never a wrong answer), and one
+blob of NUL-terminated names.
 
-Building: :class:`HashIndexBuilder` collects lines as they are parsed;
-:meth:`HashIndexBuilder.build` sorts once and returns a :class:`HashIndex`.
-:meth:`HashIndex.to_parts` / :meth:`HashIndex.from_parts` move an index in and
-out of the cache without re-parsing.
+Building: :class:`HashIndexBuilder` appends records to one ``bytearray`` as
+lines are parsed; :meth:`HashIndexBuilder.build` sorts them bucket by bucket
+(by the first digest byte), so at most 1/256 of the records exist as Python
+objects at any time.  :meth:`HashIndex.to_parts` / :meth:`HashIndex.from_parts`
+move an index in and out of the cache without re-parsing.
 
 SECURITY: digests and sizes come from database files; lookups take hostile
 payload digests and only compare bytes.  :meth:`HashIndex.from_parts`
@@ -19,12 +21,18 @@ validates sizes and alignment before trusting cached blobs.
 
 from __future__ import annotations
 
-import bisect
-from array import array
-
 WILDCARD_SIZE = (1 << 64) - 1
 _SIZE_BYTES = 8
 _NAME_BYTES = 4
+_GOLDEN = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+#: bitmap bits per distinct entry: about a 3% false-positive rate when full
+_BITS_PER_ENTRY = 32
+_MIN_BITS_LOG2 = 13
+
+
+def _bit(size: int, bits_log2: int) -> int:
+    return ((size * _GOLDEN) & _MASK64) >> (64 - bits_log2)
 
 
 class HashIndexBuilder:
@@ -32,60 +40,79 @@ class HashIndexBuilder:
 
     def __init__(self, digest_len: int) -> None:
         self.digest_len = digest_len
-        self._records: list[bytes] = []
+        self._width = digest_len + _SIZE_BYTES + _NAME_BYTES
+        self._buf = bytearray()
         self._names = bytearray()
         self._last_name: bytes | None = None
         self._last_off = 0
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._buf) // self._width
 
     def add(self, digest: bytes, size: int | None, name: str) -> None:
         """Add one entry; ``size`` None is a wildcard (any size)."""
         raw = name.encode("utf-8", "surrogateescape")
         if raw != self._last_name:
+            # consecutive entries often share a name; others are stored as they come
             self._last_off = len(self._names)
             self._names += raw + b"\x00"
             self._last_name = raw
         sz = WILDCARD_SIZE if size is None else size
-        self._records.append(
-            digest + sz.to_bytes(_SIZE_BYTES, "big") + self._last_off.to_bytes(_NAME_BYTES, "big")
-        )
+        self._buf += digest
+        self._buf += sz.to_bytes(_SIZE_BYTES, "big")
+        self._buf += self._last_off.to_bytes(_NAME_BYTES, "big")
 
     def build(self) -> HashIndex:
-        records = self._records
-        records.sort()
-        sizes = sorted(
-            {
-                int.from_bytes(r[self.digest_len : self.digest_len + _SIZE_BYTES], "big")
-                for r in records
-            }
-        )
-        blob = b"".join(records)
-        self._records = []
-        return HashIndex(self.digest_len, blob, array("Q", sizes), bytes(self._names))
+        width, buf = self._width, self._buf
+        count = len(buf) // width
+        bits_log2 = max(_MIN_BITS_LOG2, (count * _BITS_PER_ENTRY).bit_length())
+        bitmap = bytearray(1 << (bits_log2 - 3))
+        wildcard = False
+        buckets: list[bytearray] = [bytearray() for _ in range(256)]
+        view = memoryview(buf)
+        for i in range(0, len(buf), width):
+            record = view[i : i + width]
+            buckets[record[0]] += record
+            size = int.from_bytes(record[self.digest_len : self.digest_len + _SIZE_BYTES], "big")
+            if size == WILDCARD_SIZE:
+                wildcard = True
+            else:
+                bit = _bit(size, bits_log2)
+                bitmap[bit >> 3] |= 1 << (bit & 7)
+        view.release()
+        self._buf = bytearray()
+        out = bytearray()
+        for bucket in buckets:
+            records = [bytes(bucket[j : j + width]) for j in range(0, len(bucket), width)]
+            records.sort()
+            out += b"".join(records)
+            bucket.clear()
+        return HashIndex(self.digest_len, bytes(out), bytes(bitmap), wildcard, bytes(self._names))
 
 
 class HashIndex:
     """Sorted fixed-width hash records; see the module docstring."""
 
-    def __init__(self, digest_len: int, records: bytes, sizes: array[int], names: bytes) -> None:
+    def __init__(
+        self, digest_len: int, records: bytes, bitmap: bytes, wildcard: bool, names: bytes
+    ) -> None:
         self.digest_len = digest_len
         self._width = digest_len + _SIZE_BYTES + _NAME_BYTES
         self._records = records
-        self._sizes = sizes
+        self._bitmap = bitmap
+        self._bits_log2 = (len(bitmap) * 8).bit_length() - 1
         self._names = names
-        self.wildcard = bool(sizes) and sizes[-1] == WILDCARD_SIZE
+        self.wildcard = wildcard
 
     def __len__(self) -> int:
         return len(self._records) // self._width
 
     def wants_size(self, size: int) -> bool:
-        """True when some entry has this size (or any size): worth hashing."""
+        """True when some entry may have this size (or any size): worth hashing."""
         if self.wildcard:
             return True
-        i = bisect.bisect_left(self._sizes, size)
-        return i < len(self._sizes) and self._sizes[i] == size
+        bit = _bit(size, self._bits_log2)
+        return bool(self._bitmap[bit >> 3] & (1 << (bit & 7)))
 
     def _digest_at(self, i: int) -> bytes:
         start = i * self._width
@@ -112,13 +139,14 @@ class HashIndex:
         return None
 
     def to_parts(self) -> tuple[bytes, bytes, bytes]:
-        return self._records, self._sizes.tobytes(), self._names
+        return self._records, bytes((int(self.wildcard),)) + self._bitmap, self._names
 
     @classmethod
     def from_parts(cls, digest_len: int, records: bytes, sizes: bytes, names: bytes) -> HashIndex:
         width = digest_len + _SIZE_BYTES + _NAME_BYTES
-        if len(records) % width or len(sizes) % 8:
+        bitmap = sizes[1:]
+        if len(records) % width or len(bitmap) < 8 or len(bitmap) & (len(bitmap) - 1):
             raise ValueError("hash index parts are misaligned")
-        size_arr = array("Q")
-        size_arr.frombytes(sizes)
-        return cls(digest_len, records, size_arr, names)
+        if sizes[:1] not in (b"\x00", b"\x01"):
+            raise ValueError("hash index parts are misaligned")
+        return cls(digest_len, records, bitmap, sizes[:1] == b"\x01", names)

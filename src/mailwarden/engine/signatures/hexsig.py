@@ -6,8 +6,9 @@ modifiers ``i``, ``w``, ``f``, ``a``) and returns a :class:`CompiledPattern`
 holding
 
 * ``regex``: an exact Python ``re`` expression (bytes, DOTALL semantics);
-* ``hs``: an expression for Hyperscan that matches the same data when
-  ``exact`` is true, or a superset of it (a prefilter) when it is false;
+* ``hs``: an expression for Hyperscan that matches a superset of ``regex``
+  (a prefilter) when ``exact`` is false; empty when ``regex`` itself is
+  what Hyperscan compiles (it accepts the lazy quantifiers ``re`` uses);
 * ``atoms``: literal byte strings, one of which occurs in every match (the
   multi-literal prefilter of the Aho-Corasick fallback).  Empty when the
   pattern has no usable literal.
@@ -336,7 +337,7 @@ class _Emitter:
             if self.hs and node.lo > HS_MAX_REPEAT:
                 self.exact = False
                 return _gap(HS_MAX_REPEAT, None, lazy=False)
-            return _gap(node.lo, node.hi, lazy=not self.hs)
+            return _gap(node.lo, node.hi, lazy=True)
         if isinstance(node, NegAlt):
             if node.width == 1:
                 return _cls(frozenset(o[0] for o in node.options), negate=True)
@@ -409,6 +410,9 @@ def compile_hexsig(text: str, modifiers: str = "") -> CompiledPattern:
     regex = exact_em.emit(tree)
     hs = hs_em.emit(tree)
     exact = hs_em.exact
+    if hs == regex:
+        # Hyperscan takes the exact text as it is; keep one copy
+        hs = b""
     if "f" in modifiers:
         regex = b"(?<![0-9A-Za-z])(?:" + regex + b")(?![0-9A-Za-z])"
         exact = False

@@ -183,7 +183,7 @@ def load_signatures(
             )
             return SignatureSet(tables, built, report)
 
-    builder = TableBuilder()
+    builder = TableBuilder(keep_atoms=kind == "aho")
     parser = DatabaseParser(builder)
     parser.skipped.update(pre_skipped)
     versions = _parse_all(sources, parser)

@@ -26,8 +26,10 @@ after loading each get their own copy.
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol
 
 from mailwarden.engine.objects import Buffer
@@ -35,6 +37,8 @@ from mailwarden.engine.signatures.tables import Pattern
 
 #: Atoms shorter than this would fire on almost every buffer.
 MIN_ATOM = 3
+#: Pattern sets at least this large are compiled in a child process.
+CHILD_COMPILE_FROM = 5000
 
 
 class Matcher(Protocol):
@@ -76,10 +80,18 @@ class HyperscanMatcher:
                 flags |= hyperscan.HS_FLAG_CASELESS
             if not p.exact:
                 flags |= hyperscan.HS_FLAG_PREFILTER
-            entries.append((p.hs, pid, flags))
-        rejected: list[int] = []
-        db = _compile_isolating(hyperscan, entries, rejected) if entries else None
-        return cls(db, sorted(rejected))
+            entries.append((p.hs or p.regex, pid, flags))
+        if not entries:
+            return cls(None, [])
+        if len(entries) < CHILD_COMPILE_FROM:
+            blob, rejected = _compile_to_bytes(entries)
+        else:
+            # Hyperscan's compiler needs several times the final database size; in
+            # a child process that heap goes away instead of staying in the daemon
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+                blob, rejected = pool.submit(_compile_to_bytes, entries).result()
+        return cls.load(blob, rejected)
 
     def dump(self) -> bytes:
         return b"" if self._db is None else bytes(self._hs.dumpb(self._db))
@@ -107,6 +119,15 @@ class HyperscanMatcher:
 
         self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
         return found
+
+
+def _compile_to_bytes(entries: list[tuple[bytes, int, int]]) -> tuple[bytes, list[int]]:
+    """Child-process side of :meth:`HyperscanMatcher.build`: the serialised database."""
+    import hyperscan
+
+    rejected: list[int] = []
+    db = _compile_isolating(hyperscan, entries, rejected)
+    return (b"" if db is None else bytes(hyperscan.dumpb(db))), sorted(rejected)
 
 
 def _compile(hs: Any, entries: list[tuple[bytes, int, int]]) -> Any:

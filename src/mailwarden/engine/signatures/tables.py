@@ -100,7 +100,9 @@ class Tables:
 class TableBuilder:
     """Collects parsed signatures, de-duplicating identical patterns."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_atoms: bool = True) -> None:
+        #: literal atoms serve only the Aho-Corasick matcher; Hyperscan needs none
+        self.keep_atoms = keep_atoms
         self.tables = Tables()
         self._pattern_ids: dict[tuple[bytes, bool, tuple[int, int, int], int], int] = {}
         self._hash: dict[tuple[str, int, bool], HashIndexBuilder] = {}
@@ -118,7 +120,7 @@ class TableBuilder:
                     compiled.hs,
                     compiled.exact,
                     compiled.caseless,
-                    compiled.atoms,
+                    compiled.atoms if self.keep_atoms else (),
                     offset,
                     target,
                 )
