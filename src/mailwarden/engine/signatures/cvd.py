@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,5 +86,5 @@ def _iter_members(archive: bytes, file: str) -> Iterator[tuple[str, bytes]]:
                 if handle is None:
                     continue
                 yield info.name.rsplit("/", 1)[-1], handle.read(MAX_MEMBER + 1)
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise SignatureError(f"damaged archive: {exc}", file=file) from None

@@ -11,10 +11,10 @@ Files from ``.cvd/.cld/.cud`` containers and the bundled set are *official*;
 anything else is unofficial, as clamd reports it with ``.UNOFFICIAL``.
 ``.ign2`` files are applied before the databases they filter.
 
-SECURITY: reads database files with the caller's privileges (the daemon loads
-them before dropping nothing else: it needs only read access); writes only
-inside ``cache_dir`` (see ``cache``).  A failure to write the cache is not an
-error: the set is still returned.
+SECURITY: needs only read access to the database files and write access to
+``cache_dir``; it writes nowhere else (see ``cache``).  Database contents are
+trusted as the administrator's choice but parsed defensively.  A failure to
+write the cache is not an error: the set is still returned.
 """
 
 from __future__ import annotations

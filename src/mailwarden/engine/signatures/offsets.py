@@ -34,10 +34,10 @@ _EXEC = re.compile(r"(?:EP[+-]\d+|S\d+\+\d+|SE\d+|SL\+\d+|VI)(?:,\d+)?")
 
 
 class UnsupportedSignature(Exception):
-    # a skip reason, not a failure: hence no "Error" suffix
     """A well-formed signature that uses a feature we do not evaluate.
 
-    ``reason`` is the key under which the loader counts it.
+    ``reason`` is the key under which the loader counts it.  (A skip reason,
+    not a failure: hence no ``Error`` suffix.)
     """
 
     def __init__(self, reason: str) -> None:
