@@ -178,3 +178,13 @@ def test_aho_always_checks_patterns_without_long_atoms() -> None:
     assert aho.candidates(b"xx long xx") == {0: -1, 1: -1}
     assert aho.candidates(b"nothing") == {0: -1}
     assert aho.candidates(b"") == {}
+
+
+@needs_hyperscan
+def test_failed_child_compile_is_a_signature_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailwarden.errors import SignatureError
+
+    monkeypatch.setattr(matchers_mod, "CHILD_COMPILE_FROM", 1)
+    monkeypatch.setattr(matchers_mod.sys, "executable", "/bin/false")
+    with pytest.raises(SignatureError, match="compile failed"):
+        HyperscanMatcher.build(_patterns("61616161"))

@@ -10,7 +10,10 @@ the same final answers; they differ only in speed.
   database (DOTALL, SINGLEMATCH; CASELESS for ``i``; PREFILTER for inexact
   forms), so one pass over the buffer costs the same whatever the pattern
   count.  A pattern Hyperscan refuses is found by bisection and left to
-  ``re`` alone (``re_only``), never dropped.  The compiled database
+  ``re`` alone (``re_only``), never dropped.  Sets of
+  :data:`CHILD_COMPILE_FROM` patterns or more compile in a child interpreter
+  (``python -m`` this module, patterns over a pipe), so the compiler's peak
+  memory is returned to the system when it exits.  The compiled database
   serialises with :meth:`HyperscanMatcher.dump` for the cache.
 * :class:`AhoMatcher` (pyahocorasick) looks for each pattern's literal atoms
   and reports every pattern with an atom present; patterns whose atoms are
@@ -26,14 +29,16 @@ after loading each get their own copy.
 
 from __future__ import annotations
 
-import multiprocessing
+import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol
 
 from mailwarden.engine.objects import Buffer
 from mailwarden.engine.signatures.tables import Pattern
+from mailwarden.errors import SignatureError
 
 #: Atoms shorter than this would fire on almost every buffer.
 MIN_ATOM = 3
@@ -88,9 +93,7 @@ class HyperscanMatcher:
         else:
             # Hyperscan's compiler needs several times the final database size; in
             # a child process that heap goes away instead of staying in the daemon
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                blob, rejected = pool.submit(_compile_to_bytes, entries).result()
+            blob, rejected = _compile_in_child(entries)
         return cls.load(blob, rejected)
 
     def dump(self) -> bytes:
@@ -128,6 +131,41 @@ def _compile_to_bytes(entries: list[tuple[bytes, int, int]]) -> tuple[bytes, lis
     rejected: list[int] = []
     db = _compile_isolating(hyperscan, entries, rejected)
     return (b"" if db is None else bytes(hyperscan.dumpb(db))), sorted(rejected)
+
+
+_ENTRY = struct.Struct(">III")
+
+
+def _compile_in_child(entries: list[tuple[bytes, int, int]]) -> tuple[bytes, list[int]]:
+    """Run :func:`_child_main` in a fresh interpreter; raises SignatureError on failure."""
+    request = b"".join(_ENTRY.pack(pid, flags, len(expr)) + expr for expr, pid, flags in entries)
+    proc = subprocess.run(
+        [sys.executable, "-m", __name__],
+        input=request,
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0 or len(proc.stdout) < 4:
+        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+        raise SignatureError(f"Hyperscan compile failed (exit {proc.returncode}): {detail[0]}")
+    (count,) = struct.unpack(">I", proc.stdout[:4])
+    rejected = list(struct.unpack(f">{count}I", proc.stdout[4 : 4 + 4 * count]))
+    return proc.stdout[4 + 4 * count :], rejected
+
+
+def _child_main() -> None:
+    """Read entries from stdin, write ``count | rejected ids | database`` to stdout."""
+    data = sys.stdin.buffer.read()
+    entries: list[tuple[bytes, int, int]] = []
+    pos = 0
+    while pos < len(data):
+        pid, flags, size = _ENTRY.unpack_from(data, pos)
+        pos += _ENTRY.size
+        entries.append((data[pos : pos + size], pid, flags))
+        pos += size
+    blob, rejected = _compile_to_bytes(entries)
+    sys.stdout.buffer.write(struct.pack(f">I{len(rejected)}I", len(rejected), *rejected) + blob)
+    sys.stdout.buffer.flush()
 
 
 def _compile(hs: Any, entries: list[tuple[bytes, int, int]]) -> Any:
@@ -214,3 +252,7 @@ def _automaton(ahocorasick: Any, keys: dict[str, list[int]]) -> Any:
         automaton.add_word(key, (key, tuple(pids)))
     automaton.make_automaton()
     return automaton
+
+
+if __name__ == "__main__":
+    _child_main()
