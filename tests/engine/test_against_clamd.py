@@ -2,7 +2,8 @@
 
 Both scanners get the same signature folder (the shared generator's signatures
 at a reduced size plus the hand-written feature signatures) and the same
-messages (the shared corpus generator's mail plus the feature samples).  On
+messages (the shared corpus generator's mail plus each feature sample, bare
+and attached to a message).  On
 each message they must give the same verdict and, when infected, the same
 signature name, except where ``tests/data/clamd_differences.toml`` lists the
 disagreement with its reason.  Our heuristic findings (``suspicious``) have no
@@ -13,9 +14,12 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +51,8 @@ DIFFERENCE_KEYS = {"file", "clamd", "mailwarden", "reason"}
 class Sample:
     label: str
     data: bytes
-    expected: str | None = None  # the corpus manifest's verdict, when known
+    expected: str | None = None  # the verdict the generator intended, when known
+    as_mail: bool = True  # False: a bare file (the feature samples), not a message
 
 
 def load_differences(path: Path = DIFFERENCES) -> list[dict[str, str]]:
@@ -62,20 +67,37 @@ def _copy_databases(sources: Iterable[Path], target: Path) -> None:
             shutil.copy2(src, target / src.name)
 
 
-def _feature_samples() -> Iterator[Sample]:
-    """The feature signatures' samples, from ``feature_samples.samples()`` when present.
-
-    That module is loaded by path (its folder is not a package) and yields
-    ``(label, message_bytes)`` pairs.
-    """
+def _feature_module() -> Any:
+    """``tests/engine/signatures/feature_samples.py``, loaded by path (not a package)."""
     if not FEATURE_SAMPLES.exists():
-        return
-    spec = importlib.util.spec_from_file_location("feature_samples", FEATURE_SAMPLES)
+        return None
+    spec = importlib.util.spec_from_file_location("_against_clamd_features", FEATURE_SAMPLES)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the class is built
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    for label, data in module.samples():
-        yield Sample(f"features/{label}", bytes(data))
+    return module
+
+
+def _as_mail(name: str, payload: bytes) -> bytes:
+    """``payload`` attached in base64 to a plain message, with a fixed boundary."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = "sender@example.org"
+    msg["To"] = "rcpt@example.org"
+    msg["Subject"] = f"feature sample {name}"
+    msg.set_content("See the attachment.\n")
+    msg.add_attachment(payload, maintype="application", subtype="octet-stream", filename=name)
+    msg.set_boundary("=-feature-sample-boundary-=")
+    return msg.as_bytes()
+
+
+def _feature_samples(module: Any) -> Iterator[Sample]:
+    """Each feature sample as a file, and attached to a message."""
+    for s in module.samples():
+        expected = "clean" if s.expect is None else "infected"
+        yield Sample(f"features/{s.file}", s.data, expected, as_mail=False)
+        yield Sample(f"features/mail/{s.file}", _as_mail(s.file, s.data), expected)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +118,11 @@ def database(workdir: Path) -> Path:
     generated = make_sigs(workdir / "generated", hashes=HASHES, bodies=BODIES)
     db = workdir / "db"
     _copy_databases(sorted(generated.iterdir()), db)
-    _copy_databases(FEATURE_DATABASES, db)
+    features = _feature_module()
+    if features is not None:
+        features.write_databases(db, features.samples())
+    else:
+        _copy_databases(FEATURE_DATABASES, db)
     return db
 
 
@@ -107,7 +133,9 @@ def samples(workdir: Path) -> list[Sample]:
         Sample(e["file"], (corpus / e["file"]).read_bytes(), e["verdict"])
         for e in load_manifest(corpus)
     ]
-    out.extend(_feature_samples())
+    features = _feature_module()
+    if features is not None:
+        out.extend(_feature_samples(features))
     return out
 
 
@@ -146,7 +174,7 @@ def test_differences_file_is_well_formed() -> None:
 def test_clamd_reference_matches_the_corpus_manifest(
     samples: list[Sample], clamd_results: dict[str, Outcome]
 ) -> None:
-    """Guards against a vacuous comparison: clamd must find what the corpus hides."""
+    """Guards against a vacuous comparison: clamd must find what the generators hid."""
     wrong = {
         s.label: clamd_results[s.label]
         for s in samples
@@ -154,7 +182,7 @@ def test_clamd_reference_matches_the_corpus_manifest(
     }
     infected = sum(1 for s in samples if s.expected == "infected")
     assert infected > 0
-    assert not wrong, f"clamd disagrees with the corpus manifest: {wrong}"
+    assert not wrong, f"clamd disagrees with the generators: {wrong}"
 
 
 @pytest.mark.clamd
@@ -173,7 +201,7 @@ def test_engine_agrees_with_clamd(
     infected_both = 0
     for sample in samples:
         theirs = clamd_results[sample.label]
-        ours = engine_outcome(engine.scan_bytes(sample.data).to_dict())
+        ours = engine_outcome(engine.scan_bytes(sample.data, as_mail=sample.as_mail).to_dict())
         if ours.kind == "clean" and ours.suspicious:
             suspicious_only.append(f"{sample.label}: {', '.join(ours.suspicious)}")
         entry = listed.get(sample.label)
