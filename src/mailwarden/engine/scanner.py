@@ -75,7 +75,9 @@ class Engine:
 
     @property
     def version(self) -> str:
-        return self.signatures.report.version
+        """freshclam's container versions when loaded, else a digest of the files."""
+        report = self.signatures.report
+        return report.version or f"local-{report.digest[:12]}"
 
     def scan_file(self, path: str | os.PathLike[str], *, as_mail: bool = True) -> Verdict:
         """Scan a file; large files are mapped read-only instead of read."""

@@ -54,6 +54,10 @@ class _Source:
     official: bool
 
 
+#: rule files in a database folder that the engine hands to YARA, not skipped
+_LOADED_ELSEWHERE = frozenset({"yar", "yara"})
+
+
 def _ext(path: Path) -> str:
     return path.suffix[1:].lower()
 
@@ -68,7 +72,7 @@ def _collect(paths: Sequence[Path], bundled: bool) -> tuple[list[_Source], Count
             sources.append(_Source(path, ext, True))
         elif ext in SUPPORTED_EXTS:
             sources.append(_Source(path, ext, official))
-        else:
+        elif ext not in _LOADED_ELSEWHERE:
             skipped[f"file type .{ext}" if ext else "file without extension"] += 1
 
     for path in paths:
