@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if engine.yara is not None:
         counts["yara"] = engine.yara.rule_count
     info = {
-        "version": report.version,
+        "version": engine.version,
         "signatures": engine.signature_count,
         "files": list(report.files),
         "loaded": counts,
