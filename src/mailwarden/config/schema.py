@@ -128,6 +128,21 @@ def _host_port(value: Any) -> str | None:
     return None
 
 
+#: Agents ``mailwarden serve`` can start, by command name; serve/children.py has
+#: one entry for each (a test keeps the two equal).
+SERVE_AGENTS: tuple[str, ...] = ()
+
+
+def _check_agents(value: list[str]) -> str | None:
+    for name in value:
+        if name not in SERVE_AGENTS:
+            known = ", ".join(SERVE_AGENTS) or "none yet"
+            return f"unknown agent {name!r} (known: {known})"
+    if len(set(value)) != len(value):
+        return "an agent is named twice"
+    return None
+
+
 SECTIONS: tuple[Section, ...] = (
     Section(
         "engine",
@@ -541,6 +556,93 @@ SECTIONS: tuple[Section, ...] = (
                 "/run/mailwarden/daemon.pid",
                 "str",
                 "File the daemon writes its process id to. Empty: none.",
+            ),
+        ),
+    ),
+    Section(
+        "serve",
+        "The supervisor (`mailwarden serve`): starts the daemon, then the agents named "
+        "here once the daemon answers, restarts a child that exits with growing delays, "
+        "and stops them all on SIGTERM. docs/serve.md explains.",
+        (
+            Option(
+                "agents",
+                [],
+                "list[str]",
+                "Interception agents to start beside the daemon, by command name "
+                "(such as smtp-filter). Each reads its own section of this file. Empty: "
+                "the daemon alone.",
+                check=_check_agents,
+            ),
+            Option(
+                "user",
+                "mailwarden",
+                "str",
+                "User the daemon and agents run as. When serve starts as root it prepares "
+                "the runtime folders, then becomes this user before starting anything; "
+                "otherwise it stays who it is.",
+            ),
+            Option(
+                "group",
+                "",
+                "str",
+                "Group they run as. Empty: the user's primary group. Supplementary groups "
+                "are the user's own (from the group database).",
+            ),
+            Option(
+                "restart_delay",
+                1.0,
+                "float",
+                "Seconds before the first restart of a child that exited; each further "
+                "exit in a row doubles it.",
+                minimum=0.01,
+            ),
+            Option(
+                "restart_delay_max",
+                60.0,
+                "float",
+                "Longest delay between restarts.",
+                minimum=0.01,
+            ),
+            Option(
+                "stable_after",
+                60.0,
+                "float",
+                "Seconds a child must run to count as stable: its next exit restarts it "
+                "after restart_delay again.",
+                minimum=0.1,
+            ),
+            Option(
+                "start_failures",
+                5,
+                "int",
+                "Exits in a row before a child was ready after which serve stops "
+                "restarting it (the others keep running; SIGHUP tries it again).",
+                minimum=1,
+            ),
+            Option(
+                "agent_ready_after",
+                3.0,
+                "float",
+                "Seconds an agent must stay up after its start to count as ready.",
+                minimum=0.1,
+            ),
+            Option(
+                "daemon_start_timeout",
+                300.0,
+                "float",
+                "Seconds the daemon may take to answer PING after its start (loading a "
+                "large signature database takes a while); past it, it is killed and "
+                "counts as a failed start.",
+                minimum=1,
+            ),
+            Option(
+                "stop_timeout",
+                60.0,
+                "float",
+                "Seconds a child may take to stop after SIGTERM before it is killed "
+                "(agents first, then the daemon).",
+                minimum=0.1,
             ),
         ),
     ),

@@ -1,0 +1,1 @@
+"""Tests of the supervisor (``mailwarden serve``) with real processes."""
