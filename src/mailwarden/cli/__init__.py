@@ -16,7 +16,16 @@ import textwrap
 from collections.abc import Sequence
 
 from mailwarden import __version__
-from mailwarden.cli import config_cmd, daemon_cmd, db, quarantine_cmd, scan, serve_cmd
+from mailwarden.cli import (
+    config_cmd,
+    daemon_cmd,
+    db,
+    quarantine_cmd,
+    scan,
+    serve_cmd,
+    smtp_filter_cmd,
+    smtp_proxy_cmd,
+)
 from mailwarden.errors import ConfigError, MailwardenError
 
 DESCRIPTION = textwrap.dedent(
@@ -37,7 +46,16 @@ EPILOG = textwrap.dedent(
     """
 )
 
-_COMMANDS = (scan, db, config_cmd, daemon_cmd, quarantine_cmd, serve_cmd)
+_COMMANDS = (
+    scan,
+    db,
+    config_cmd,
+    daemon_cmd,
+    quarantine_cmd,
+    smtp_filter_cmd,
+    smtp_proxy_cmd,
+    serve_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

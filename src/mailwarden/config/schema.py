@@ -128,6 +128,100 @@ def _host_port(value: Any) -> str | None:
     return None
 
 
+def _downstream(value: Any) -> str | None:
+    text = str(value)
+    if text.startswith("maildir:"):
+        return (
+            None if text[len("maildir:") :] else "maildir: needs a folder, e.g. maildir:/srv/mail"
+        )
+    return _host_port(text) if text else "expected HOST:PORT or maildir:PATH"
+
+
+def _smtp_agent_options(
+    listen: str, downstream_doc: str, downstream_check: Callable[[Any], str | None]
+) -> tuple[Option, ...]:
+    """Options every SMTP-speaking agent has, with its listener's default."""
+    return (
+        Option(
+            "listen",
+            listen,
+            "str",
+            "Address the agent listens on, HOST:PORT. Loopback by default: the MTA is its "
+            "only client.",
+            check=_host_port,
+        ),
+        Option("downstream", "127.0.0.1:10026", "str", downstream_doc, check=downstream_check),
+        Option(
+            "hostname",
+            "",
+            "str",
+            "Name in the greeting and in replies; empty: the system's host name.",
+        ),
+        Option(
+            "max_message_size",
+            50 * MiB,
+            "size",
+            "Largest message accepted (advertised as SIZE); a larger one gets 552 and "
+            "nothing of it is delivered. Keep it at or below [daemon] stream_max_length.",
+            minimum=1024,
+        ),
+        Option(
+            "spool_threshold",
+            1 * MiB,
+            "size",
+            "Messages larger than this are received into an unlinked temporary file "
+            "instead of memory.",
+            minimum=4096,
+        ),
+        Option(
+            "max_recipients",
+            1000,
+            "int",
+            "Recipients per transaction; more get 452 (the client sends them in another "
+            "transaction).",
+            minimum=1,
+        ),
+        Option(
+            "max_line_length",
+            64 * 1024,
+            "size",
+            "Longest command or message line held in memory at once; longer message lines "
+            "pass through in pieces, longer command lines get 500.",
+            minimum=1024,
+        ),
+        Option(
+            "timeout",
+            300.0,
+            "float",
+            "Seconds a client may stay silent, between commands or inside DATA, before "
+            "the session is closed (nothing of an unfinished message is delivered).",
+            minimum=0.1,
+        ),
+        Option(
+            "downstream_timeout",
+            300.0,
+            "float",
+            "Seconds for each step of the SMTP session with the downstream server.",
+            minimum=0.1,
+        ),
+        Option(
+            "scan_timeout",
+            150.0,
+            "float",
+            "Seconds to wait for the daemon's verdict; past it the message is an 'error' "
+            "(deferred by default).",
+            minimum=0.1,
+        ),
+        Option(
+            "max_sessions",
+            200,
+            "int",
+            "Client sessions served at once; more get 421 and are closed.",
+            minimum=1,
+        ),
+    )
+
+
 #: Agents ``mailwarden serve`` can start, by command name; serve/children.py has
 #: one entry for each (a test keeps the two equal).
 SERVE_AGENTS: tuple[str, ...] = ()
@@ -557,6 +651,50 @@ SECTIONS: tuple[Section, ...] = (
                 "str",
                 "File the daemon writes its process id to. Empty: none.",
             ),
+        ),
+    ),
+    Section(
+        "smtp_filter",
+        "The after-queue content filter (`mailwarden smtp-filter`, Postfix content_filter): "
+        "receives each message by SMTP or LMTP, scans it through the daemon, applies the "
+        "policy and re-injects what is delivered into the downstream server; the MTA gets "
+        "250 only after the downstream accepted. docs/postfix.md shows the Postfix side.",
+        (
+            *_smtp_agent_options(
+                "127.0.0.1:10025",
+                "Where delivered mail goes: HOST:PORT of an SMTP server (Postfix's "
+                "re-injection smtpd, which must not filter again), or maildir:PATH to "
+                "deliver into a local Maildir (no MTA needed).",
+                _downstream,
+            ),
+            Option(
+                "lmtp",
+                False,
+                "bool",
+                "Speak LMTP instead of SMTP to the MTA: one reply per recipient, so "
+                "recipients with different policies or downstream results are answered "
+                "each on its own.",
+            ),
+            Option(
+                "xforward",
+                True,
+                "bool",
+                "Offer XFORWARD to the MTA and pass the original client's name, address, "
+                "HELO, protocol and queue id on to a downstream that offers it.",
+            ),
+        ),
+    ),
+    Section(
+        "smtp_proxy",
+        "The before-queue proxy (`mailwarden smtp-proxy`, Postfix smtpd_proxy_filter): "
+        "relays the SMTP dialogue to the downstream server and answers the end of DATA "
+        "itself, so infected mail is refused while the client is still connected and no "
+        "bounce is ever generated. docs/postfix.md shows the Postfix side.",
+        _smtp_agent_options(
+            "127.0.0.1:10025",
+            "The SMTP server that receives the relayed dialogue, HOST:PORT (Postfix's "
+            "after-filter smtpd).",
+            _host_port,
         ),
     ),
     Section(

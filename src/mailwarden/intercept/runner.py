@@ -1,0 +1,49 @@
+"""Run an agent until SIGTERM or SIGINT: the process side shared by every agent.
+
+::
+
+    return run(lambda: build(settings, config), name="smtp-filter", where="127.0.0.1:10025")
+
+``build`` is a coroutine function that returns a started object with an
+``async stop()``; ``run`` blocks in a fresh event loop and returns the exit
+status (0 after a signal, 2 when the agent cannot start).
+
+SECURITY: installs signal handlers only; privileges are the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+log = logging.getLogger("mailwarden.intercept")
+
+
+class Stoppable(Protocol):
+    async def stop(self) -> None: ...
+
+
+def run(build: Callable[[], Awaitable[Stoppable]], *, name: str, where: str) -> int:
+    """Start the agent, wait for a signal, stop it; see the module documentation."""
+    return asyncio.run(_main(build, name, where))
+
+
+async def _main(build: Callable[[], Awaitable[Stoppable]], name: str, where: str) -> int:
+    try:
+        agent = await build()
+    except OSError as exc:
+        print(f"mailwarden {name}: cannot listen on {where}: {exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("%s listening on %s", name, where)
+    await stop.wait()
+    log.info("%s stopping", name)
+    await agent.stop()
+    return 0
