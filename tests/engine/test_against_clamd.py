@@ -32,10 +32,6 @@ from support.tools import missing, require
 
 TESTS = Path(__file__).resolve().parents[1]
 DIFFERENCES = TESTS / "data" / "clamd_differences.toml"
-FEATURE_DATABASES = (
-    TESTS / "data" / "signatures" / "features.ndb",
-    TESTS / "data" / "signatures" / "features.ldb",
-)
 FEATURE_SAMPLES = TESTS / "engine" / "signatures" / "feature_samples.py"
 
 #: Reduced from the benchmark's 200,000 / 20,000 / 2,000 to keep CI fast.
@@ -68,9 +64,11 @@ def _copy_databases(sources: Iterable[Path], target: Path) -> None:
 
 
 def _feature_module() -> Any:
-    """``tests/engine/signatures/feature_samples.py``, loaded by path (not a package)."""
-    if not FEATURE_SAMPLES.exists():
-        return None
+    """``tests/engine/signatures/feature_samples.py``, loaded by path (not a package).
+
+    It writes the feature databases (some entries depend on the samples' digests)
+    and yields the samples with the name clamd is expected to report.
+    """
     spec = importlib.util.spec_from_file_location("_against_clamd_features", FEATURE_SAMPLES)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -119,10 +117,7 @@ def database(workdir: Path) -> Path:
     db = workdir / "db"
     _copy_databases(sorted(generated.iterdir()), db)
     features = _feature_module()
-    if features is not None:
-        features.write_databases(db, features.samples())
-    else:
-        _copy_databases(FEATURE_DATABASES, db)
+    features.write_databases(db, features.samples())
     return db
 
 
@@ -133,9 +128,7 @@ def samples(workdir: Path) -> list[Sample]:
         Sample(e["file"], (corpus / e["file"]).read_bytes(), e["verdict"])
         for e in load_manifest(corpus)
     ]
-    features = _feature_module()
-    if features is not None:
-        out.extend(_feature_samples(features))
+    out.extend(_feature_samples(_feature_module()))
     return out
 
 
