@@ -1,0 +1,1 @@
+"""Tests of the interception agents (``mailwarden.intercept``), Postfix end to end included."""
