@@ -12,7 +12,9 @@ Building: :class:`HashIndexBuilder` appends records to one ``bytearray`` as
 lines are parsed; :meth:`HashIndexBuilder.build` sorts them bucket by bucket
 (by the first digest byte), so at most 1/256 of the records exist as Python
 objects at any time.  :meth:`HashIndex.to_parts` / :meth:`HashIndex.from_parts`
-move an index in and out of the cache without re-parsing.
+move an index in and out of the cache without re-parsing; a cached index
+works on ``memoryview`` slices of the mapped cache file, so a lookup touches
+only the few pages its bisection visits.
 
 SECURITY: digests and sizes come from database files; lookups take hostile
 payload digests and only compare bytes.  :meth:`HashIndex.from_parts`
@@ -20,6 +22,8 @@ validates sizes and alignment before trusting cached blobs.
 """
 
 from __future__ import annotations
+
+from mailwarden.engine.signatures.packed import Blob
 
 WILDCARD_SIZE = (1 << 64) - 1
 _SIZE_BYTES = 8
@@ -63,49 +67,54 @@ class HashIndexBuilder:
         self._buf += self._last_off.to_bytes(_NAME_BYTES, "big")
 
     def build(self) -> HashIndex:
-        width, buf = self._width, self._buf
+        width, buf, dlen = self._width, self._buf, self.digest_len
+        self._buf = bytearray()
         count = len(buf) // width
         bits_log2 = max(_MIN_BITS_LOG2, (count * _BITS_PER_ENTRY).bit_length())
+        shift = 64 - bits_log2
         bitmap = bytearray(1 << (bits_log2 - 3))
         wildcard = False
         buckets: list[bytearray] = [bytearray() for _ in range(256)]
         view = memoryview(buf)
+        from_bytes = int.from_bytes
         for i in range(0, len(buf), width):
             record = view[i : i + width]
             buckets[record[0]] += record
-            size = int.from_bytes(record[self.digest_len : self.digest_len + _SIZE_BYTES], "big")
+            size = from_bytes(record[dlen : dlen + _SIZE_BYTES], "big")
             if size == WILDCARD_SIZE:
                 wildcard = True
             else:
-                bit = _bit(size, bits_log2)
+                bit = ((size * _GOLDEN) & _MASK64) >> shift
                 bitmap[bit >> 3] |= 1 << (bit & 7)
         view.release()
-        self._buf = bytearray()
+        del view, buf  # the buckets hold every record now
         out = bytearray()
         for bucket in buckets:
             records = [bytes(bucket[j : j + width]) for j in range(0, len(bucket), width)]
             records.sort()
             out += b"".join(records)
             bucket.clear()
-        return HashIndex(self.digest_len, bytes(out), bytes(bitmap), wildcard, bytes(self._names))
+            del records
+        names, self._names = bytes(self._names), bytearray()
+        return HashIndex(dlen, out, bytes(bitmap), wildcard, names)
 
 
 class HashIndex:
     """Sorted fixed-width hash records; see the module docstring."""
 
     def __init__(
-        self, digest_len: int, records: bytes, bitmap: bytes, wildcard: bool, names: bytes
+        self, digest_len: int, records: Blob, bitmap: Blob, wildcard: bool, names: Blob
     ) -> None:
         self.digest_len = digest_len
         self._width = digest_len + _SIZE_BYTES + _NAME_BYTES
         self._records = records
         self._bitmap = bitmap
-        self._bits_log2 = (len(bitmap) * 8).bit_length() - 1
+        self._bits_log2 = (len(memoryview(bitmap)) * 8).bit_length() - 1
         self._names = names
         self.wildcard = wildcard
 
     def __len__(self) -> int:
-        return len(self._records) // self._width
+        return len(memoryview(self._records)) // self._width
 
     def wants_size(self, size: int) -> bool:
         """True when some entry may have this size (or any size): worth hashing."""
@@ -116,7 +125,7 @@ class HashIndex:
 
     def _digest_at(self, i: int) -> bytes:
         start = i * self._width
-        return self._records[start : start + self.digest_len]
+        return bytes(self._records[start : start + self.digest_len])
 
     def lookup(self, digest: bytes, size: int) -> str | None:
         """The name of an entry with this digest and size (or any size), else None."""
@@ -133,20 +142,37 @@ class HashIndex:
             if sz in (size, WILDCARD_SIZE):
                 name_at = start + _SIZE_BYTES
                 off = int.from_bytes(self._records[name_at : name_at + _NAME_BYTES], "big")
-                end = self._names.index(b"\x00", off)
-                return self._names[off:end].decode("utf-8", "surrogateescape")
+                return self._name_at(off)
             lo += 1
         return None
 
-    def to_parts(self) -> tuple[bytes, bytes, bytes]:
-        return self._records, bytes((int(self.wildcard),)) + self._bitmap, self._names
+    def _name_at(self, off: int) -> str:
+        names = self._names
+        end = off
+        step = 64
+        while True:
+            chunk = bytes(names[end : end + step])
+            nul = chunk.find(b"\x00")
+            if nul >= 0:
+                end += nul
+                break
+            if not chunk:
+                break  # a damaged cache without the final NUL: the name runs to the end
+            end += len(chunk)
+            step *= 2
+        return bytes(names[off:end]).decode("utf-8", "surrogateescape")
+
+    def to_parts(self) -> tuple[Blob, bytes, Blob]:
+        return self._records, bytes((int(self.wildcard),)) + bytes(self._bitmap), self._names
 
     @classmethod
-    def from_parts(cls, digest_len: int, records: bytes, sizes: bytes, names: bytes) -> HashIndex:
+    def from_parts(cls, digest_len: int, records: Blob, sizes: Blob, names: Blob) -> HashIndex:
         width = digest_len + _SIZE_BYTES + _NAME_BYTES
+        sizes = memoryview(sizes)
         bitmap = sizes[1:]
-        if len(records) % width or len(bitmap) < 8 or len(bitmap) & (len(bitmap) - 1):
+        nbits = len(bitmap)
+        if len(memoryview(records)) % width or nbits < 8 or nbits & (nbits - 1):
             raise ValueError("hash index parts are misaligned")
-        if sizes[:1] not in (b"\x00", b"\x01"):
+        if bytes(sizes[:1]) not in (b"\x00", b"\x01"):
             raise ValueError("hash index parts are misaligned")
-        return cls(digest_len, records, bitmap, sizes[:1] == b"\x01", names)
+        return cls(digest_len, records, bitmap, bytes(sizes[:1]) == b"\x01", names)

@@ -140,7 +140,7 @@ def _build_matcher(kind: str, tables: Tables) -> Matcher:
 
 
 def _from_cache(
-    cached: tuple[dict[str, Any], list[bytes]], kind: str
+    cached: tuple[dict[str, Any], list[memoryview]], kind: str
 ) -> tuple[Tables, Matcher, dict[str, Any]] | None:
     meta, blobs = cached
     try:
@@ -149,7 +149,9 @@ def _from_cache(
         matcher: Matcher
         if kind == "hyperscan":
             mblob = blobs[int(meta["matcher"]["blob"])]
-            matcher = HyperscanMatcher.load(mblob, [int(i) for i in meta["matcher"]["re_only"]])
+            matcher = HyperscanMatcher.load(
+                bytes(mblob), [int(i) for i in meta["matcher"]["re_only"]]
+            )
         else:
             matcher = AhoMatcher(tables.patterns)
     except Exception:  # any damage means "rebuild", never "trust"

@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Collection
 
 from mailwarden.engine.filetype import FileKind
 from mailwarden.engine.objects import Buffer
+from mailwarden.engine.signatures.targets import ANY_TARGET, HTML_TARGET, TEXT_TARGET
 
 #: ClamAV also bounds how much of a file it normalises.
 MAX_NORMALISE = 64 * 1024 * 1024
@@ -150,11 +152,22 @@ def normalise_html(data: Buffer) -> tuple[bytes, bytes]:
     return b"".join(keep), notags
 
 
-def views(data: Buffer, kind: FileKind) -> list[tuple[str, Buffer]]:
-    """The buffers ClamAV scans for a payload of this kind, raw first."""
-    if kind == FileKind.TEXT:
+def views(
+    data: Buffer, kind: FileKind, targets: Collection[int] | None = None
+) -> list[tuple[str, Buffer]]:
+    """The buffers ClamAV scans for a payload of this kind, raw first.
+
+    ``targets`` are the target types of the loaded signatures: a normalised
+    view no signature could match (none of target 0 nor of the view's own
+    type) is not computed.  None means every target.
+    """
+    if kind == FileKind.TEXT and _wanted(targets, TEXT_TARGET):
         return [("raw", data), ("text", normalise_text(data))]
-    if kind == FileKind.HTML:
+    if kind == FileKind.HTML and _wanted(targets, HTML_TARGET):
         nocomment, notags = normalise_html(data)
         return [("raw", data), ("html", nocomment), ("html", notags)]
     return [("raw", data)]
+
+
+def _wanted(targets: Collection[int] | None, own: int) -> bool:
+    return targets is None or ANY_TARGET in targets or own in targets

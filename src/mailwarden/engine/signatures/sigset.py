@@ -32,8 +32,9 @@ from mailwarden.engine.objects import Buffer
 from mailwarden.engine.signatures.logic import evaluate
 from mailwarden.engine.signatures.matchers import Matcher
 from mailwarden.engine.signatures.normalize import views
+from mailwarden.engine.signatures.offsets import ANY
 from mailwarden.engine.signatures.pe import pe_sections
-from mailwarden.engine.signatures.tables import FILE, SECTION, LogicalSig, Pattern, Tables
+from mailwarden.engine.signatures.tables import CASELESS, EXACT, FILE, SECTION, LogicalSig, Tables
 from mailwarden.engine.signatures.targets import targets_for
 
 ENGINE = "clamav"
@@ -133,7 +134,7 @@ class SignatureSet:
         for hit in self._hash_hits(data, digests, size, kind):
             if add(hit):
                 return out
-        for view, buf in views(data, kind):
+        for view, buf in views(data, kind, self._t.targets):
             for hit in self._body_hits(buf, targets_for(kind, view), size, container):
                 if add(hit):
                     return out
@@ -175,19 +176,24 @@ class SignatureSet:
     def _compiled(self, pid: int) -> re.Pattern[bytes]:
         rx = self._regex.get(pid)
         if rx is None:
-            p = self._t.patterns[pid]
-            rx = re.compile(p.regex, re.DOTALL | (re.IGNORECASE if p.caseless else 0))
+            p = self._t.p
+            caseless = p.flags[pid] & CASELESS
+            rx = re.compile(p.regex[pid], re.DOTALL | (re.IGNORECASE if caseless else 0))
             self._regex[pid] = rx
         return rx
 
     def _confirm(self, pid: int, buf: Buffer, reported_end: int, cap: int) -> tuple[int, int]:
         """(match count up to ``cap``, end of the first match); count 0 if none."""
-        p: Pattern = self._t.patterns[pid]
-        window = p.offset.window(len(buf))
-        if window is None:
-            return 0, -1
-        if p.exact and p.offset.anywhere and cap <= 1 and reported_end >= 0:
-            return 1, reported_end
+        p = self._t.p
+        if p.okind[pid] == ANY:
+            if cap <= 1 and reported_end >= 0 and p.flags[pid] & EXACT:
+                return 1, reported_end
+            window = (0, len(buf))
+        else:
+            bounded = self._t.offset(pid).window(len(buf))
+            if bounded is None:
+                return 0, -1
+            window = bounded
         rx = self._compiled(pid)
         first, last = window
         count, first_end = 0, -1
@@ -216,16 +222,17 @@ class SignatureSet:
         self, buf: Buffer, targets: frozenset[int], size: int, container: str | None
     ) -> list[SigMatch]:
         t = self._t
+        target_of = t.p.target
         bodies: list[tuple[int, int, SigMatch]] = []
         counts: dict[int, list[int]] = {}
         for pid, end in self._matcher.candidates(buf).items():
-            if t.patterns[pid].target not in targets:
+            if target_of[pid] not in targets:
                 continue
             count, first_end = self._confirm(pid, buf, end, t.count_of.get(pid, 1))
             if not count:
                 continue
-            for bi in t.body_of.get(pid, ()):
-                sig = t.bodies[bi]
+            for bi in t.bodies_of(pid):
+                sig = t.body(bi)
                 bodies.append((first_end, bi, SigMatch(sig.name, ENGINE, sig.official)))
             for li, si in t.logical_of.get(pid, ()):
                 per_sub = counts.get(li)
