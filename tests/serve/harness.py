@@ -62,7 +62,7 @@ def base_toml(folder: Path, overrides: dict[str, dict[str, Any]] | None = None) 
             "restart_delay": 0.05,
             "restart_delay_max": 0.5,
             "start_failures": 3,
-            "agent_ready_after": 0.5,
+            "agent_start_timeout": 60.0,
             "stop_timeout": 20.0,
         },
     }

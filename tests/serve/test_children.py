@@ -119,3 +119,21 @@ def test_an_unknown_user_is_a_config_error_when_root(tmp_path: Path) -> None:
     result = _serve(config, "--check")
     assert result.returncode == 2
     assert f"{config}:2: key 'serve.user': no such user" in result.stderr
+
+
+def test_an_agent_gets_the_daemons_socket_and_is_watched_on_its_port() -> None:
+    config = defaults()
+    config["serve"]["agents"] = ["smtp-filter"]
+    config["daemon"]["socket"] = "/run/x/d.sock"
+    config["smtp_filter"]["listen"] = "127.0.0.1:10099"
+    daemon, agent = plan(config, ServeSettings.from_config(config, config_file="/etc/mw.toml"))
+    assert daemon.name == DAEMON
+    assert agent.name == "smtp-filter"
+    assert agent.argv[3:] == (
+        "smtp-filter",
+        "-c",
+        "/etc/mw.toml",
+        "--daemon-socket",
+        "/run/x/d.sock",
+    )
+    assert agent.listen == "127.0.0.1:10099"

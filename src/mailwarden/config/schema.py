@@ -224,14 +224,13 @@ def _smtp_agent_options(
 
 #: Agents ``mailwarden serve`` can start, by command name; serve/children.py has
 #: one entry for each (a test keeps the two equal).
-SERVE_AGENTS: tuple[str, ...] = ()
+SERVE_AGENTS: tuple[str, ...] = ("smtp-filter", "smtp-proxy")
 
 
 def _check_agents(value: list[str]) -> str | None:
     for name in value:
         if name not in SERVE_AGENTS:
-            known = ", ".join(SERVE_AGENTS) or "none yet"
-            return f"unknown agent {name!r} (known: {known})"
+            return f"unknown agent {name!r} (known: {', '.join(SERVE_AGENTS)})"
     if len(set(value)) != len(value):
         return "an agent is named twice"
     return None
@@ -759,10 +758,11 @@ SECTIONS: tuple[Section, ...] = (
                 minimum=1,
             ),
             Option(
-                "agent_ready_after",
-                3.0,
+                "agent_start_timeout",
+                30.0,
                 "float",
-                "Seconds an agent must stay up after its start to count as ready.",
+                "Seconds an agent may take to accept connections on its listen address "
+                "after its start; past it, it is killed and counts as a failed start.",
                 minimum=0.1,
             ),
             Option(

@@ -9,7 +9,8 @@ Public API::
 
 Layout: ``settings`` (the [serve] section), ``children`` (the table of what
 can be started and how), ``backoff`` (restart delays and giving up),
-``process`` (one child: process group, signals), ``prepare`` (folders made
+``process`` (one child: process group, signals), ``listening``
+(is this child the one listening on its port), ``prepare`` (folders made
 as root before the privileges are dropped), ``supervisor`` (the loop).
 
 SECURITY: serve drops root (``mailwarden.privileges``) before it starts any
@@ -17,7 +18,7 @@ child; see each module.
 """
 
 from mailwarden.serve.backoff import Backoff, BackoffPolicy, Decision
-from mailwarden.serve.children import AGENTS, DAEMON, ChildSpec, plan
+from mailwarden.serve.children import AGENTS, DAEMON, Agent, ChildSpec, plan
 from mailwarden.serve.prepare import prepare_folders, runs_as
 from mailwarden.serve.settings import ServeSettings, config_error
 from mailwarden.serve.supervisor import Supervisor
@@ -25,6 +26,7 @@ from mailwarden.serve.supervisor import Supervisor
 __all__ = [
     "AGENTS",
     "DAEMON",
+    "Agent",
     "Backoff",
     "BackoffPolicy",
     "ChildSpec",

@@ -34,25 +34,34 @@ DAEMON = "daemon"
 class ChildSpec:
     name: str
     argv: tuple[str, ...]
-    #: the daemon is probed with PING at this address (a unix socket path or
-    #: HOST:PORT); agents count as ready once they have stayed up ``ready_after``
+    #: the daemon is ready when it answers PING at this address (a unix socket
+    #: path, or HOST:PORT when ``ping_is_tcp``)
     ping: str | None = None
     ping_is_tcp: bool = False
-    ready_after: float = 0.0
-    #: how long the daemon may take to answer its first PING
+    #: an agent is ready when it holds a socket listening on this HOST:PORT
+    listen: str | None = None
+    #: how long it may take to become ready before it is killed
     start_timeout: float = 0.0
 
 
-ArgvBuilder = Callable[[Config], list[str]]
+@dataclass(frozen=True, slots=True)
+class Agent:
+    #: its configuration section, where its ``listen`` address is
+    section: str
+    #: the arguments it gets after ``-c CONFIG``
+    args: Callable[[Config], list[str]]
 
 
-def _daemon_socket_args(config: Config) -> list[str]:
-    socket = config["daemon"]["socket"]
-    return ["--daemon-socket", socket] if socket else []
+def _daemon_socket(config: Config) -> list[str]:
+    # the same socket the daemon was started on, whatever the agent's own flags say
+    return ["--daemon-socket", config["daemon"]["socket"]]
 
 
-#: agent command name -> the arguments it gets after ``-c CONFIG``
-AGENTS: Mapping[str, ArgvBuilder] = {}
+#: agent command name -> how serve starts it
+AGENTS: Mapping[str, Agent] = {
+    "smtp-filter": Agent("smtp_filter", _daemon_socket),
+    "smtp-proxy": Agent("smtp_proxy", _daemon_socket),
+}
 
 
 def command(name: str, settings: ServeSettings, extra: list[str]) -> tuple[str, ...]:
@@ -81,15 +90,27 @@ def plan(config: Config, settings: ServeSettings) -> list[ChildSpec]:
             start_timeout=settings.daemon_start_timeout,
         )
     ]
+    listeners: dict[str, str] = {}
     for name in settings.agents:
-        builder = AGENTS.get(name)
-        if builder is None:
+        agent = AGENTS.get(name)
+        if agent is None:
             raise config_error(config, "serve", "agents", f"unknown agent {name!r}")
+        listen = config[agent.section].get("listen")
+        if listen and listen in listeners:
+            raise config_error(
+                config,
+                agent.section,
+                "listen",
+                f"{name} and {listeners[listen]} would both listen on {listen}",
+            )
+        if listen:
+            listeners[listen] = name
         specs.append(
             ChildSpec(
                 name,
-                command(name, settings, builder(config)),
-                ready_after=settings.agent_ready_after,
+                command(name, settings, agent.args(config)),
+                listen=listen or None,
+                start_timeout=settings.agent_start_timeout,
             )
         )
     return specs

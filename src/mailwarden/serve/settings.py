@@ -29,7 +29,7 @@ class ServeSettings:
     restart_delay_max: float
     stable_after: float
     start_failures: int
-    agent_ready_after: float
+    agent_start_timeout: float
     daemon_start_timeout: float
     stop_timeout: float
 
@@ -45,7 +45,7 @@ class ServeSettings:
             restart_delay_max=s["restart_delay_max"],
             stable_after=s["stable_after"],
             start_failures=s["start_failures"],
-            agent_ready_after=s["agent_ready_after"],
+            agent_start_timeout=s["agent_start_timeout"],
             daemon_start_timeout=s["daemon_start_timeout"],
             stop_timeout=s["stop_timeout"],
         )

@@ -6,7 +6,8 @@ privileges)::
     code = asyncio.run(Supervisor(settings, plan(config, settings)).run())
 
 - The daemon starts first; the agents start once it answers PING, so the
-  first message an agent takes can be scanned.
+  first message an agent takes can be scanned.  An agent is ready once it
+  holds a socket listening on its port (``listening.py``).
 - A child that exits is started again after a delay that doubles with each
   exit in a row (``backoff.py``); one that keeps exiting before it is ready
   is given up on with an error line naming it, and the others keep serving.
@@ -31,18 +32,20 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mailwarden.daemon.client import AsyncDaemonClient, DaemonError
 from mailwarden.serve.backoff import Backoff, BackoffPolicy
 from mailwarden.serve.children import DAEMON, ChildSpec
+from mailwarden.serve.listening import listens_on
 from mailwarden.serve.process import describe_exit, kill_group, signal_leader, spawn
 from mailwarden.serve.settings import ServeSettings
 
 log = logging.getLogger("mailwarden.serve")
 
-#: seconds between PINGs while the daemon starts
-_PING_INTERVAL = 0.2
+#: seconds between readiness probes while a child starts
+_PROBE_INTERVAL = 0.2
 
 
 @dataclass(eq=False)
@@ -173,14 +176,25 @@ class Supervisor:
 
     async def _become_ready(self, child: _Child, proc: asyncio.subprocess.Process) -> None:
         spec = child.spec
-        if spec.ping is None:
-            await asyncio.sleep(spec.ready_after)
-        elif not await _answers_ping(spec.ping, spec.ping_is_tcp, spec.start_timeout, proc):
+        if spec.ping is not None:
+            address, is_tcp = spec.ping, spec.ping_is_tcp
+            probe, what = (lambda: _answers_ping(address, is_tcp)), "answer to PING"
+        elif spec.listen is not None:
+            port = int(spec.listen.rpartition(":")[2])
+
+            async def probe_listen() -> bool:
+                return listens_on(proc.pid, port)
+
+            probe, what = probe_listen, f"listening socket on {spec.listen}"
+        else:
+            probe, what = None, ""
+        if probe is not None and not await _wait_until(probe, spec.start_timeout, proc):
             if proc.returncode is not None:
                 return  # _keep reports how it exited
             log.error(
-                "%s: no answer to PING within %.0fs of its start; killing it",
+                "%s: no %s within %.0fs of its start; killing it",
                 spec.name,
+                what,
                 spec.start_timeout,
             )
             kill_group(proc.pid)
@@ -227,21 +241,27 @@ class Supervisor:
         log.info("stopped")
 
 
-async def _answers_ping(
-    address: str, is_tcp: bool, timeout: float, proc: asyncio.subprocess.Process
+async def _wait_until(
+    probe: Callable[[], Awaitable[bool]], timeout: float, proc: asyncio.subprocess.Process
 ) -> bool:
-    """PING the daemon until it answers, it exits, or ``timeout`` passes."""
+    """Run ``probe`` until it succeeds, ``proc`` exits, or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while proc.returncode is None and time.monotonic() < deadline:
+        if await probe():
+            return True
+        await asyncio.sleep(_PROBE_INTERVAL)
+    return False
+
+
+async def _answers_ping(address: str, is_tcp: bool) -> bool:
     if is_tcp:
         client = AsyncDaemonClient(tcp=address, reuse=False, timeout=5, connect_timeout=1)
     else:
         client = AsyncDaemonClient(address, reuse=False, timeout=5, connect_timeout=1)
-    deadline = time.monotonic() + timeout
-    while proc.returncode is None and time.monotonic() < deadline:
-        with contextlib.suppress(DaemonError, OSError):
-            if await client.ping():
-                return True
-        await asyncio.sleep(_PING_INTERVAL)
-    return False
+    try:
+        return await client.ping()
+    except (DaemonError, OSError):
+        return False
 
 
 async def _first(*events: asyncio.Event) -> None:
