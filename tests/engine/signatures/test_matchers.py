@@ -105,6 +105,45 @@ def test_hyperscan_and_aho_agree(
         assert a == b, (db, data)
 
 
+@needs_hyperscan
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(db=_database(), data=st.binary(max_size=64).map(lambda b: b.translate(_SMALL)))
+def test_atom_prefilter_agrees_with_aho(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    db: tuple[str, str],
+    data: bytes,
+) -> None:
+    # with one-byte atoms allowed, every pattern with gaps is looked for by its atoms
+    monkeypatch.setattr(matchers_mod, "MIN_HS_ATOM", 1)
+    folder = write_dbs(tmp_path_factory.mktemp("atoms"), {"r.ndb": db[0], "l.ldb": db[1]})
+    hs = load_signatures([folder], bundled=False, matcher="hyperscan")
+    aho = load_signatures([folder], bundled=False, matcher="aho")
+    a = [m.name for m in hs.match(data, FileKind.BINARY, all_matches=True)]
+    b = [m.name for m in aho.match(data, FileKind.BINARY, all_matches=True)]
+    assert a == b, (db, data)
+
+
+@needs_hyperscan
+def test_patterns_with_gaps_are_found_by_their_atoms_and_confirmed() -> None:
+    built = HyperscanMatcher.build(
+        _patterns("616263646566{2-4}676869", "6a6b6c6d6e6f7071", "7273??74")
+    )
+    # the first has long atoms, the second is a plain literal, the third's atoms are short
+    assert built.confirm == b"\x01\x00\x00"
+    assert built.candidates(b"abcdef ghi") == {0: -1}
+    assert built.candidates(b"xx abcdef") == {0: -1}
+    assert built.candidates(b"jklmnopq rs t") == {1: 8, 2: 13}
+    assert built.candidates(b"rst") == {}
+
+
+_SMALL = bytes.maketrans(
+    bytes(range(256)), bytes([0x61, 0x62, 0x63, 0x41, 0x00, 0x20, 0x42, 0x43] * 32)
+)
+
+
 def _patterns(*hexsigs: str) -> list[Pattern]:
     out = []
     for text in hexsigs:

@@ -62,9 +62,9 @@ class HashIndexBuilder:
             self._names += raw + b"\x00"
             self._last_name = raw
         sz = WILDCARD_SIZE if size is None else size
-        self._buf += digest
-        self._buf += sz.to_bytes(_SIZE_BYTES, "big")
-        self._buf += self._last_off.to_bytes(_NAME_BYTES, "big")
+        self._buf += (
+            digest + sz.to_bytes(_SIZE_BYTES, "big") + self._last_off.to_bytes(_NAME_BYTES, "big")
+        )
 
     def build(self) -> HashIndex:
         width, buf, dlen = self._width, self._buf, self.digest_len

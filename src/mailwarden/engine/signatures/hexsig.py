@@ -394,8 +394,28 @@ def _score(atoms: tuple[bytes, ...]) -> tuple[int, int]:
 # --- entry point -------------------------------------------------------------
 
 
+def _plain(text: str) -> CompiledPattern | None:
+    """The common case, hex digits only, compiled without building a tree."""
+    try:
+        data = bytes.fromhex(text)
+    except ValueError:
+        return None
+    if not data or len(text) != 2 * len(data):
+        return None  # empty, or fromhex skipped whitespace
+    return CompiledPattern(escape_literal(data), b"", True, False, (data,), len(data))
+
+
+def escape_literal(data: bytes) -> bytes:
+    """``data`` as an expression of ``\\xNN`` escapes, for ``re`` and Hyperscan alike."""
+    return b"\\x" + data.hex(":").replace(":", "\\x").encode("ascii")
+
+
 def compile_hexsig(text: str, modifiers: str = "") -> CompiledPattern:
     """Compile pattern text plus ``.ldb`` modifiers (a subset of ``iwfa``)."""
+    if not modifiers:
+        plain = _plain(text)
+        if plain is not None:
+            return plain
     unknown = set(modifiers) - set("iwfa")
     if unknown:
         raise MalformedSignature(f"unknown subsignature modifier {''.join(sorted(unknown))!r}")

@@ -20,12 +20,13 @@ write the cache is not an error: the set is still returned.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from mailwarden.engine.signatures import cvd
 from mailwarden.engine.signatures.cache import read_cache, write_cache
@@ -41,7 +42,7 @@ from mailwarden.engine.signatures.tables import TableBuilder, Tables, from_parts
 from mailwarden.errors import SignatureError
 
 #: Bump when anything that goes into the cache changes shape or meaning.
-FORMAT_VERSION = "mailwarden-sigs-1"
+FORMAT_VERSION = "mailwarden-sigs-2"
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
 MatcherKind = Literal["auto", "hyperscan", "aho"]
@@ -94,7 +95,8 @@ def _collect(paths: Sequence[Path], bundled: bool) -> tuple[list[_Source], Count
 
 
 def _cache_key(sources: list[_Source], matcher: str) -> str:
-    key = hashlib.sha256(f"{FORMAT_VERSION}\n{matcher}\n".encode())
+    # integer columns are cached in this machine's byte order
+    key = hashlib.sha256(f"{FORMAT_VERSION}\n{matcher}\n{sys.byteorder}\n".encode())
     for src in sources:
         content = hashlib.sha256()
         with src.path.open("rb") as fh:
@@ -128,9 +130,25 @@ def _parse_all(sources: list[_Source], parser: DatabaseParser) -> list[str]:
                 text = data.decode("utf-8", "surrogateescape")
                 parser.parse(text, ext, file=f"{src.path}[{name}]", official=True)
             continue
-        text = src.path.read_bytes().decode("utf-8", "surrogateescape")
-        parser.parse(text, src.ext, file=str(src.path), official=src.official)
+        with src.path.open("rb") as fh:
+            parser.parse_lines(_lines(fh), src.ext, file=str(src.path), official=src.official)
     return versions
+
+
+def _lines(fh: BinaryIO, chunk: int = 4 << 20) -> Iterator[str]:
+    """The lines of a file split at LF only, read a few megabytes at a time."""
+    rest = b""
+    while True:
+        block = fh.read(chunk)
+        if not block:
+            break
+        block = rest + block
+        cut = block.rfind(b"\n") + 1
+        rest = block[cut:]
+        if cut:
+            yield from block[:cut].decode("utf-8", "surrogateescape").split("\n")[:-1]
+    if rest:
+        yield rest.decode("utf-8", "surrogateescape")
 
 
 def _build_matcher(kind: str, tables: Tables) -> Matcher:
@@ -149,8 +167,11 @@ def _from_cache(
         matcher: Matcher
         if kind == "hyperscan":
             mblob = blobs[int(meta["matcher"]["blob"])]
+            confirm = bytes(blobs[int(meta["matcher"]["confirm"])])
+            if confirm and len(confirm) != len(tables.p.flags):
+                raise ValueError("cached matcher does not fit the tables")
             matcher = HyperscanMatcher.load(
-                bytes(mblob), [int(i) for i in meta["matcher"]["re_only"]]
+                bytes(mblob), [int(i) for i in meta["matcher"]["re_only"]], confirm
             )
         else:
             matcher = AhoMatcher(tables.patterns)
@@ -208,7 +229,12 @@ def load_signatures(
         full: dict[str, Any] = {"tables": meta, "report": info}
         if isinstance(built, HyperscanMatcher):
             blobs.append(built.dump())
-            full["matcher"] = {"blob": len(blobs) - 1, "re_only": list(built.re_only)}
+            blobs.append(built.confirm)
+            full["matcher"] = {
+                "blob": len(blobs) - 2,
+                "confirm": len(blobs) - 1,
+                "re_only": list(built.re_only),
+            }
         try:
             write_cache(cache_dir, key, full, blobs)
         except OSError:
