@@ -177,7 +177,8 @@ secret_file = "{root / "release.key"}"
         )
 
     def stop_all(self) -> None:
-        for proc in list(self.procs.values()):
+        # agents first: the daemon waits for its clients' sessions to end
+        for proc in reversed(list(self.procs.values())):
             proc.stop()
         self.procs.clear()
 

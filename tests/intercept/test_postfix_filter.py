@@ -155,3 +155,33 @@ def test_daemon_down_keeps_mail_in_postfix_then_delivers_each_once(gateway: Gate
     wait_until(lambda: _queue_empty(gateway), 60, "Postfix to deliver the deferred mail")
     for mid in mids:
         assert len(_find(gateway, "carol", mid)) == 1
+
+
+def test_dsn_parameters_pass_through_the_filter(gateway: Gateway) -> None:
+    # NOTIFY=SUCCESS reaches the final delivery, so the report says "delivered"
+    # (a filter that dropped DSN would make Postfix report "relayed" instead)
+    import smtplib
+
+    raw, mid = make_message(sender=f"alice@{DOMAIN}", to=f"bob@{DOMAIN}", subject="dsn")
+    with smtplib.SMTP("127.0.0.1", gateway.port("filtered"), timeout=60) as client:
+        client.ehlo("orig-client.example")
+        client.sendmail(
+            f"alice@{DOMAIN}",
+            [f"bob@{DOMAIN}"],
+            raw,
+            mail_options=["RET=HDRS", "ENVID=mw-test-envid"],
+            rcpt_options=["NOTIFY=SUCCESS", f"ORCPT=rfc822;bob@{DOMAIN}"],
+        )
+    _delivered(gateway, "bob", mid)
+
+    def report() -> list[object]:
+        return [
+            m
+            for m in gateway.postfix.mailbox("alice")
+            if "mw-test-envid" in m.as_string()  # type: ignore[attr-defined]
+        ]
+
+    wait_until(report, 30, "the delivery status notification")
+    text = report()[0].as_string()  # type: ignore[attr-defined]
+    assert "Action: delivered" in text
+    assert "Original-Envelope-Id: mw-test-envid" in text

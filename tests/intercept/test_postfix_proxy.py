@@ -47,4 +47,3 @@ def test_daemon_down_is_a_temporary_failure_at_data(gateway: Gateway) -> None:
     finally:
         gateway.stack.start_daemon()
     assert _in_box(gateway, "bob", mid) == 0
-
