@@ -346,3 +346,38 @@ def test_config_error_stops_the_agent_with_file_line_and_key(tmp_path: Path) -> 
     assert f"{config}:3" in result.stderr
     assert "smtp_filter.listen" in result.stderr or "listen" in result.stderr
     assert time.monotonic() - started < 60
+
+
+def _peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_huge_message_without_size_keeps_memory_bounded(agent: Agent) -> None:
+    # 256 MiB against a 1 MiB limit: read through and dropped, never held
+    pid = agent.stack.procs["filter"].popen.pid
+    c = agent.client()
+    assert c.cmd("MAIL FROM:<s@remote.example>").startswith("250")
+    assert c.cmd("RCPT TO:<u@test.example>").startswith("250")
+    assert c.cmd("DATA").startswith("354")
+    c.send(b"Subject: huge\r\nX-Marker: huge-marker\r\n\r\n")
+    chunk = (b"h" * 1022 + b"\r\n") * 1024
+    for _ in range(256):
+        c.send(chunk)
+    assert c.cmd(b".\r\n").startswith("552")
+    assert not agent.delivered(b"huge-marker")
+    peak = _peak_rss_kib(pid)
+    assert peak < 128 * 1024
+    c.close()
+
+
+def test_a_message_over_the_spool_threshold_is_delivered_intact(agent: Agent) -> None:
+    body = b"".join(b"%06d " % n + b"s" * 90 + b"\r\n" for n in range(8000))  # ~780 KB
+    c = agent.client()
+    reply = _transaction(c, ["u@test.example"], b"X-Marker: spill-marker\r\n\r\n" + body)
+    assert reply.startswith("250"), reply
+    (got,) = agent.delivered(b"spill-marker")
+    assert got.endswith(body)
+    c.close()
