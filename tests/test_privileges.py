@@ -95,7 +95,8 @@ def test_drops_root_for_good_with_the_users_groups() -> None:
             regained = True
         except PermissionError:
             regained = False
-        return {"dropped": dropped, "regained": regained, **ids}
+        env = {k: os.environ.get(k) for k in ("HOME", "USER", "LOGNAME")}
+        return {"dropped": dropped, "regained": regained, "env": env, **ids}
 
     result = _in_child(drop)
     assert "ok" in result, result
@@ -105,6 +106,7 @@ def test_drops_root_for_good_with_the_users_groups() -> None:
     assert got["res_gid"] == [target.gid] * 3
     assert sorted(got["groups"]) == sorted(target.groups)
     assert got["regained"] is False
+    assert got["env"] == {"HOME": target.home, "USER": "nobody", "LOGNAME": "nobody"}
 
 
 def test_supplementary_groups_of_root_are_cleared() -> None:

@@ -81,8 +81,9 @@ def drop_privileges(target: Identity) -> bool:
     """Become ``target`` for good; True when privileges were dropped.
 
     Not root, or ``target`` is root itself: nothing happens and False is
-    returned.  Raises :class:`PrivilegeError` when a call fails or the result
-    is not exactly ``target``.
+    returned.  On success HOME, USER and LOGNAME name ``target`` too.
+    Raises :class:`PrivilegeError` when a call fails or the result is not
+    exactly ``target``.
     """
     if not must_drop(target):
         return False
@@ -93,6 +94,9 @@ def drop_privileges(target: Identity) -> bool:
     except OSError as exc:
         raise PrivilegeError(f"cannot become {target.user}: {exc}") from exc
     _verify(target)
+    # programs that find their files through these (and the children that
+    # inherit them) must not look in root's home
+    os.environ.update(HOME=target.home, USER=target.user, LOGNAME=target.user)
     return True
 
 

@@ -219,6 +219,8 @@ class Supervisor:
             self._stopping.set()
 
     def _reload(self) -> None:
+        if self._stopping.is_set():
+            return  # a child restarted now would only be stopped again
         daemon = self.daemon.process
         if daemon is not None and daemon.returncode is None:
             log.info("SIGHUP: the daemon reloads its signature database")
