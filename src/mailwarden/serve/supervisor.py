@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -117,6 +118,7 @@ class Supervisor:
         """Run ``child`` again and again until it is stopped or given up on."""
         name = child.spec.name
         while not child.stop.is_set():
+            log.debug("%s: running %s", name, shlex.join(child.spec.argv))
             try:
                 proc = await spawn(child.spec.argv)
             except OSError as exc:
@@ -188,6 +190,8 @@ class Supervisor:
             probe, what = probe_listen, f"listening socket on {spec.listen}"
         else:
             probe, what = None, ""
+        if probe is not None:
+            log.debug("%s: waiting for its %s", spec.name, what)
         if probe is not None and not await _wait_until(probe, spec.start_timeout, proc):
             if proc.returncode is not None:
                 return  # _keep reports how it exited
