@@ -13,8 +13,8 @@ the same final answers; they differ only in speed.
   :data:`MIN_HS_ATOM` bytes is compiled as those atoms only: literals
   compile about a hundred times faster than patterns with gaps, and such a
   candidate (reported with end ``-1``, see :attr:`HyperscanMatcher.confirm`)
-  is confirmed with ``re`` like any inexact form.  A pattern Hyperscan refuses is found by bisection and left to
-  ``re`` alone (``re_only``), never dropped.  Sets of
+  is confirmed with ``re`` like any inexact form.  A pattern Hyperscan
+  refuses is found by bisection and left to ``re`` alone (``re_only``), never dropped.  Sets of
   :data:`CHILD_COMPILE_FROM` patterns or more compile in a child interpreter
   (``python -m`` this module, patterns over a pipe), so the compiler's peak
   memory is returned to the system when it exits.  The compiled database
@@ -25,13 +25,13 @@ the same final answers; they differ only in speed.
   fallback where Hyperscan is not available (non-x86 machines).
 
 SECURITY: patterns come from signature databases; data is hostile.  Both
-matchers scan in time linear in the data, and every candidate costs at most
-one bounded ``re`` confirmation per buffer (a payload that carries the atoms
-of many patterns makes that many searches; the atom length keeps this rare
-in ordinary data) (Hyperscan by construction; the
+matchers scan in time linear in the data (Hyperscan by construction; the
 Aho-Corasick walk per occurrence of an atom of at least :data:`MIN_ATOM`
-bytes).  Hyperscan scratch space is per thread; worker processes that fork
-after loading each get their own copy.
+bytes).  Each candidate then costs at most one ``re`` confirmation per
+buffer: a payload carrying the atoms of many patterns makes that many
+searches, which the atom length keeps rare in ordinary data.  Hyperscan
+scratch space is per thread; worker processes that fork after loading each
+get their own copy.
 """
 
 from __future__ import annotations
