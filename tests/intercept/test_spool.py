@@ -73,3 +73,21 @@ def test_large_message_spills_to_a_file() -> None:
 def test_client_gone_mid_data_raises() -> None:
     with pytest.raises(asyncio.IncompleteReadError):
         _read(b"half a line")
+
+
+def test_dot_at_the_end_of_a_line_is_data() -> None:
+    assert _read(b"end.\r\nmore.\r\n.\r\n")[1] == b"end.\r\nmore.\r\n"
+
+
+def test_one_line_message_and_terminator_after_a_full_buffer() -> None:
+    assert _read(b"Subject: x\r\n.\r\n")[1] == b"Subject: x\r\n"
+    body = b"a" * 1021 + b"\r\n"  # the reader's buffer fills up just before the dot
+    for extra in range(6):
+        data = b"b" * extra + body
+        assert _read(data + b".\r\n", limit=1024)[1] == data
+
+
+def test_dot_stuffed_lines_across_pieces() -> None:
+    lines = [b"x" * n + b"\r\n..dot\r\n" for n in range(1015, 1030)]
+    data = b"".join(lines)
+    assert _read(data + b".\r\n", limit=1024)[1] == data.replace(b"\r\n..", b"\r\n.")

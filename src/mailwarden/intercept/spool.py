@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 import tempfile
 from collections.abc import Callable
 from typing import IO
@@ -89,49 +90,72 @@ async def read_data(
 ) -> DataStatus:
     """Read DATA up to ``<CRLF>.<CRLF>`` into ``spool``; see the module documentation.
 
-    ``alive`` is called every 256 KiB or so, to keep the session's idle timer
+    ``alive`` is called for each piece read, to keep the session's idle timer
     from closing a slow but steady transfer.  Raises
     :class:`asyncio.IncompleteReadError` when the client goes away.
     """
+    # The reader is asked for everything up to the next ".<CRLF>" (or a
+    # buffer's worth), never past it, so pipelined commands after the end of
+    # DATA stay unread; each piece is cleaned with bytes methods, not line by line.
     too_big = False
-    at_line_start = True
-    since_alive = 0
+    state = _START
     while True:
         try:
-            line = await reader.readuntil(b"\n")
-            complete = True
+            piece = await reader.readuntil(b".\r\n")
+            found = True
         except asyncio.LimitOverrunError as exc:
-            # a line longer than the reader's limit: take what is there as a piece
-            line = await reader.readexactly(max(exc.consumed, 1))
-            complete = False
-        if at_line_start:
-            if line == b".\r\n":
-                break
-            if line[:1] == b".":
-                line = line[1:]
-        if complete:
-            if line.endswith(b"\r\n"):
-                pass
-            else:
-                line = line[:-1] + b"\r\n"
-        elif line.endswith(b"\r"):
-            # keep a CR that may start the line's CRLF with the next piece
-            line = line[:-1]
-            rest = await reader.readexactly(1)
-            if rest == b"\n":
-                line += b"\r\n"
-                complete = True
-            else:
-                line += b"\r" + rest
-        at_line_start = complete
-        if not too_big:
-            if spool.size + len(line) > max_size:
-                too_big = True
-                spool.discard()
-            else:
-                spool.write(line)
-        since_alive += len(line)
-        if alive is not None and since_alive > 256 * 1024:
-            since_alive = 0
+            # no ".<CRLF>" starts in these bytes, so they can be taken whole
+            piece = await reader.readexactly(max(exc.consumed, 1))
+            found = False
+        if alive is not None:
             alive()
-    return DataStatus.TOO_BIG if too_big else DataStatus.OK
+        if found:
+            head = piece[:-3]
+            if head.endswith(b"\r\n") or (not head and state == _START):
+                _keep(spool, _clean(head, state), max_size, too_big)
+                break
+        cleaned = _clean(piece, state)
+        state = _state_after(piece, state)
+        if not too_big:
+            too_big = _keep(spool, cleaned, max_size, too_big)
+    return DataStatus.TOO_BIG if too_big or spool.size > max_size else DataStatus.OK
+
+
+#: where the previous piece ended: at a line start after CRLF (or the start
+#: of DATA), at a line start after a bare LF, after a CR, or inside a line
+_START, _LF, _CR, _MID = "start", "lf", "cr", "mid"
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def _state_after(piece: bytes, before: str) -> str:
+    if not piece:
+        return before
+    if piece.endswith(b"\r\n") or (piece == b"\n" and before == _CR):
+        return _START
+    if piece.endswith(b"\n"):
+        return _LF
+    return _CR if piece.endswith(b"\r") else _MID
+
+
+def _clean(piece: bytes, state: str) -> bytes:
+    """Remove dot-stuffing and make line ends CRLF, knowing how the last piece ended."""
+    prefix = {_START: b"\r\n", _LF: b"\n", _CR: b"\r"}.get(state, b"")
+    text = prefix + piece
+    if b"\n." in text:
+        text = text.replace(b"\n.", b"\n")
+    if text.count(b"\n") != text.count(b"\r\n"):
+        text = _BARE_LF.sub(b"\r\n", text)
+    # the prefix stood for bytes already written; a bare "\n" prefix became "\r\n"
+    return text[len(prefix) + (prefix == b"\n") :]
+
+
+def _keep(spool: MessageSpool, data: bytes, max_size: int, too_big: bool) -> bool:
+    """Write ``data`` unless the message is or becomes too big; True once it is."""
+    if too_big:
+        return True
+    if spool.size + len(data) > max_size:
+        spool.discard()
+        spool.size = max_size + 1
+        return True
+    spool.write(data)
+    return False
