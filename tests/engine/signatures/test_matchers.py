@@ -183,7 +183,9 @@ def test_refused_patterns_still_match_through_the_signature_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        HyperscanMatcher, "build", classmethod(lambda cls, pats: cls.load(b"", range(len(pats))))
+        HyperscanMatcher,
+        "start",
+        classmethod(lambda cls, pats: lambda: cls.load(b"", range(len(pats)))),
     )
     folder = write_dbs(tmp_path, {"x.ndb": "A:0:*:61616161\nB:0:EOF-4:62626262\n"})
     sigs = load_signatures([folder], bundled=False, matcher="hyperscan")

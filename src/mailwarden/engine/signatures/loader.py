@@ -23,7 +23,7 @@ import hashlib
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -36,7 +36,12 @@ from mailwarden.engine.signatures.matchers import (
     Matcher,
     hyperscan_available,
 )
-from mailwarden.engine.signatures.parsers import SUPPORTED_EXTS, DatabaseParser
+from mailwarden.engine.signatures.parsers import (
+    ALLOW_EXTS,
+    HASH_EXTS,
+    SUPPORTED_EXTS,
+    DatabaseParser,
+)
 from mailwarden.engine.signatures.sigset import LoadReport, SignatureSet
 from mailwarden.engine.signatures.tables import TableBuilder, Tables, from_parts, to_parts
 from mailwarden.errors import SignatureError
@@ -46,6 +51,8 @@ FORMAT_VERSION = "mailwarden-sigs-2"
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
 MatcherKind = Literal["auto", "hyperscan", "aho"]
+#: database kinds that add no body pattern
+_NO_PATTERNS = HASH_EXTS | ALLOW_EXTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +158,11 @@ def _lines(fh: BinaryIO, chunk: int = 4 << 20) -> Iterator[str]:
         yield rest.decode("utf-8", "surrogateescape")
 
 
-def _build_matcher(kind: str, tables: Tables) -> Matcher:
+def _start_matcher(kind: str, builder: TableBuilder) -> Callable[[], Matcher]:
+    patterns = builder.patterns()
     if kind == "hyperscan":
-        return HyperscanMatcher.build(tables.patterns)
-    return AhoMatcher(tables.patterns)
+        return HyperscanMatcher.start(patterns)
+    return lambda: AhoMatcher(patterns)
 
 
 def _from_cache(
@@ -213,9 +221,12 @@ def load_signatures(
     builder = TableBuilder(keep_atoms=kind == "aho")
     parser = DatabaseParser(builder)
     parser.skipped.update(pre_skipped)
-    versions = _parse_all(sources, parser)
+    # body patterns first, so the matcher compiles while the hash lists parse
+    versions = _parse_all([s for s in sources if s.ext not in _NO_PATTERNS], parser)
+    finish = _start_matcher(kind, builder)
+    _parse_all([s for s in sources if s.ext in _NO_PATTERNS], parser)
     tables = builder.build()
-    built = _build_matcher(kind, tables)
+    built = finish()
     extra: dict[str, int] = {}
     if isinstance(built, HyperscanMatcher) and built.re_only:
         extra["patterns left to re"] = len(built.re_only)

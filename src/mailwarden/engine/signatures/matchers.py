@@ -36,11 +36,12 @@ get their own copy.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from mailwarden.engine.objects import Buffer
@@ -87,6 +88,16 @@ class HyperscanMatcher:
 
     @classmethod
     def build(cls, patterns: Sequence[Pattern]) -> HyperscanMatcher:
+        return cls.start(patterns)()
+
+    @classmethod
+    def start(cls, patterns: Sequence[Pattern]) -> Callable[[], HyperscanMatcher]:
+        """Begin building; the returned function finishes and returns the matcher.
+
+        Sets of :data:`CHILD_COMPILE_FROM` entries or more start compiling in a
+        child process at once, so the caller can do other work (parse the
+        hash databases) on the other core meanwhile.
+        """
         import hyperscan
 
         entries: list[tuple[bytes, int, int]] = []
@@ -104,15 +115,15 @@ class HyperscanMatcher:
             if not p.exact:
                 flags |= hyperscan.HS_FLAG_PREFILTER
             entries.append((p.hs or p.regex, pid, flags))
+        flags_per_pattern = bytes(confirm)
         if not entries:
-            return cls(None, [], bytes(confirm))
+            return lambda: cls(None, [], flags_per_pattern)
         if len(entries) < CHILD_COMPILE_FROM:
-            blob, rejected = _compile_to_bytes(entries)
-        else:
-            # Hyperscan's compiler needs several times the final database size; in
-            # a child process that heap goes away instead of staying in the daemon
-            blob, rejected = _compile_in_child(entries)
-        return cls.load(blob, rejected, bytes(confirm))
+            return lambda: cls.load(*_compile_to_bytes(entries), flags_per_pattern)
+        # Hyperscan's compiler needs several times the final database size; in
+        # a child process that heap goes away instead of staying in the daemon
+        proc = _start_child(entries)
+        return lambda: cls.load(*_finish_child(proc), flags_per_pattern)
 
     def dump(self) -> bytes:
         return b"" if self._db is None else bytes(self._hs.dumpb(self._db))
@@ -172,19 +183,36 @@ _ENTRY = struct.Struct(">III")
 
 def _compile_in_child(entries: list[tuple[bytes, int, int]]) -> tuple[bytes, list[int]]:
     """Run :func:`_child_main` in a fresh interpreter; raises SignatureError on failure."""
+    return _finish_child(_start_child(entries))
+
+
+def _start_child(entries: list[tuple[bytes, int, int]]) -> subprocess.Popen[bytes]:
     request = b"".join(_ENTRY.pack(pid, flags, len(expr)) + expr for expr, pid, flags in entries)
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", __name__],
-        input=request,
-        capture_output=True,
-        check=False,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    if proc.returncode != 0 or len(proc.stdout) < 4:
-        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+    stdin, proc.stdin = proc.stdin, None  # communicate() must not touch it again
+    if stdin is None:  # pragma: no cover - Popen with PIPE always has one
+        raise SignatureError("Hyperscan compile: no pipe to the child")
+    # the child reads everything before it compiles: this returns once it has
+    with contextlib.suppress(BrokenPipeError):  # it died at once: _finish_child says how
+        stdin.write(request)
+    with contextlib.suppress(BrokenPipeError):
+        stdin.close()
+    return proc
+
+
+def _finish_child(proc: subprocess.Popen[bytes]) -> tuple[bytes, list[int]]:
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0 or len(stdout) < 4:
+        detail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
         raise SignatureError(f"Hyperscan compile failed (exit {proc.returncode}): {detail[0]}")
-    (count,) = struct.unpack(">I", proc.stdout[:4])
-    rejected = list(struct.unpack(f">{count}I", proc.stdout[4 : 4 + 4 * count]))
-    return proc.stdout[4 + 4 * count :], rejected
+    (count,) = struct.unpack(">I", stdout[:4])
+    rejected = list(struct.unpack(f">{count}I", stdout[4 : 4 + 4 * count]))
+    return stdout[4 + 4 * count :], rejected
 
 
 def _child_main() -> None:

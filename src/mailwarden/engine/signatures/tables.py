@@ -279,6 +279,20 @@ class TableBuilder:
             builder = self._allow[len(digest)] = HashIndexBuilder(len(digest))
         builder.add(digest, size, "")
 
+    def patterns(self) -> PatternList:
+        """The patterns added so far, for starting the matcher before ``build``."""
+        cols = PatternColumns(
+            self._regex.build(),
+            self._hs.build(),
+            self._atoms.build(),
+            self._flags,
+            self._target,
+            self._okind,
+            self._ovalue,
+            self._oshift,
+        )
+        return Tables(cols).patterns
+
     def build(self) -> Tables:
         first, order = _group(self._pattern, len(self._flags))
         tables = Tables(
