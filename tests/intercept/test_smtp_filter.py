@@ -381,3 +381,42 @@ def test_a_message_over_the_spool_threshold_is_delivered_intact(agent: Agent) ->
     (got,) = agent.delivered(b"spill-marker")
     assert got.endswith(body)
     c.close()
+
+
+def test_sighup_reloads_the_policy(agent: Agent, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    config = tmp_path / "own.toml"
+    config.write_text(agent.stack.config.read_text())
+    port = free_port()
+    proc = agent.stack._spawn(
+        "filter-hup",
+        [
+            "smtp-filter",
+            "-c",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--daemon-socket",
+            agent.stack.socket,
+            "--downstream",
+            f"127.0.0.1:{agent.sink_port}",
+        ],
+    )
+    wait_until(lambda: port_open(port), 30, "the filter")
+
+    def send_eicar() -> str:
+        raw, _ = make_message(sender="s@remote.example", to="u@test.example", attachment=EICAR)
+        c = Client(port)
+        c.cmd("EHLO tester.example")
+        reply = _transaction(c, ["u@test.example"], raw)
+        c.close()
+        return reply
+
+    assert send_eicar().startswith("250 2.7.0")  # quarantined
+    config.write_text(config.read_text() + '\n[policy]\ninfected = "tag"\n')
+    os.kill(proc.popen.pid, signal.SIGHUP)
+    wait_until(lambda: "policy reloaded" in proc.output(), 30, "the reload")
+    assert send_eicar().startswith("250 2.0.0")  # delivered, tagged
+    assert proc.popen.poll() is None

@@ -38,7 +38,8 @@ from typing import Protocol
 
 from mailwarden.actions import Done, carry_out, check_mark, load_secret
 from mailwarden.actions.release import ReleaseError
-from mailwarden.config import Config
+from mailwarden.config import Config, defaults, load_config
+from mailwarden.errors import MailwardenError
 from mailwarden.message import Envelope, Message
 from mailwarden.policy import Action, ActionKind, Mode, Outcome, Policy, SmtpReply, decide
 from mailwarden.store import QuarantineStore, open_store
@@ -104,6 +105,22 @@ class Pipeline:
             secret_file=Path(config["release"]["secret_file"]),
             release_max_age=float(config["release"]["max_age"]),
         )
+
+    def reload(self, config: Config) -> None:
+        """Take the policy of a newly loaded configuration (SIGHUP); sessions in
+        progress finish with the policy they started with."""
+        self.policy = Policy.from_config(config)
+        self.release_max_age = float(config["release"]["max_age"])
+
+    def reload_from(self, files: list[str]) -> None:
+        """Load the configuration from the first of ``files`` again and take its policy;
+        a configuration that does not load is logged and the old policy kept."""
+        try:
+            self.reload(load_config(files[0]) if files else defaults())
+        except MailwardenError as exc:
+            log.error("reload failed, keeping the current policy: %s", exc)
+            return
+        log.info("policy reloaded")
 
     async def process(self, message: Message, *, mode: Mode, answer: Answer) -> Done:
         """Scan, decide and act on ``message``; never raises for a scan or store failure."""

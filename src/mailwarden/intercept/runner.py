@@ -5,8 +5,9 @@
     return run(lambda: build(settings, config), name="smtp-filter", where="127.0.0.1:10025")
 
 ``build`` is a coroutine function that returns a started object with an
-``async stop()``; ``run`` blocks in a fresh event loop and returns the exit
-status (0 after a signal, 2 when the agent cannot start).
+``async stop()`` and a ``reload()`` (SIGHUP: read the configuration's policy
+again); ``run`` blocks in a fresh event loop and returns the exit status (0
+after SIGTERM or SIGINT, 2 when the agent cannot start).
 
 SECURITY: installs signal handlers only; privileges are the caller's.
 """
@@ -26,6 +27,8 @@ log = logging.getLogger("mailwarden.intercept")
 class Stoppable(Protocol):
     async def stop(self) -> None: ...
 
+    def reload(self) -> None: ...
+
 
 def run(build: Callable[[], Awaitable[Stoppable]], *, name: str, where: str) -> int:
     """Start the agent, wait for a signal, stop it; see the module documentation."""
@@ -42,6 +45,7 @@ async def _main(build: Callable[[], Awaitable[Stoppable]], name: str, where: str
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, agent.reload)
     log.info("%s listening on %s", name, where)
     await stop.wait()
     log.info("%s stopping", name)

@@ -354,8 +354,9 @@ async def listen(factory: Callable[[], SMTP], host: str, port: int) -> asyncio.S
 class AgentServer:
     """One listening agent: its socket, its sessions, and an orderly stop.
 
-    ``handler`` may define ``async close()`` (called at stop) and
-    ``async session_closed(session)`` (called when a client goes away).
+    ``handler`` may define ``async close()`` (called at stop),
+    ``async session_closed(session)`` (called when a client goes away) and
+    ``reload()`` (SIGHUP).
     """
 
     def __init__(
@@ -385,6 +386,11 @@ class AgentServer:
         if self._server is None or not self._server.sockets:
             raise RuntimeError("the agent is not listening")
         return int(self._server.sockets[0].getsockname()[1])
+
+    def reload(self) -> None:
+        reloader = getattr(self.handler, "reload", None)
+        if reloader is not None:
+            reloader()
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop listening, let running sessions finish for ``grace`` seconds, then close."""

@@ -57,6 +57,8 @@ class FilterHandler(AgentHandler):
         self.downstream = downstream
         self.lmtp = lmtp
         self.xforward = xforward
+        #: the files the configuration came from, read again on SIGHUP
+        self.config_files: list[str] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: AgentEnvelope) -> str:
         message = build_message(envelope, agent="smtp-filter")
@@ -81,6 +83,9 @@ class FilterHandler(AgentHandler):
             return "\r\n".join(str(r) for r in final)
         delivered = [replies[r] for r in envelope.rcpt_tos if r in replies]
         return str(merge(final, prefer=delivered))
+
+    def reload(self) -> None:
+        self.pipeline.reload_from(self.config_files)
 
     async def close(self) -> None:
         await self.downstream.close()
@@ -128,6 +133,7 @@ async def start_filter(
     handler = FilterHandler(
         pipeline, make_downstream(settings), lmtp=settings.lmtp, xforward=settings.xforward
     )
+    handler.config_files = list(config.files)
     agent = AgentServer(settings, handler, lmtp=settings.lmtp, xforward=settings.xforward)
     await agent.start()
     return agent

@@ -50,9 +50,16 @@ _KEY = "downstream"
 class ProxyHandler(AgentHandler):
     """aiosmtpd handler of the before-queue proxy."""
 
-    def __init__(self, pipeline: Pipeline, settings: SmtpSettings) -> None:
+    def __init__(
+        self, pipeline: Pipeline, settings: SmtpSettings, config_files: list[str] | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.settings = settings
+        #: the files the configuration came from, read again on SIGHUP
+        self.config_files = config_files or []
+
+    def reload(self) -> None:
+        self.pipeline.reload_from(self.config_files)
 
     async def _downstream(self, session: AgentSession) -> DownstreamSession:
         current = session.state.get(_KEY)
@@ -141,7 +148,8 @@ async def start_proxy(
     """Build the proxy from its settings and start listening."""
     scanner = scanner or AsyncDaemonClient(settings.daemon_socket, timeout=settings.scan_timeout)
     pipeline = Pipeline.from_config(config, scanner, host=header_host(config))
-    agent = AgentServer(settings, ProxyHandler(pipeline, settings), xforward=settings.xforward)
+    handler = ProxyHandler(pipeline, settings, list(config.files))
+    agent = AgentServer(settings, handler, xforward=settings.xforward)
     await agent.start()
     return agent
 
