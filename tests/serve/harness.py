@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +33,7 @@ from typing import Any
 
 from mailwarden.config.render import toml_value
 from mailwarden.daemon import DaemonClient, DaemonError
+from support.tools import require
 
 #: generous: the daemon loads the bundled signatures on a busy 2-core machine
 DEADLINE = 60.0
@@ -167,6 +170,26 @@ class ServeRun:
         for pid in self.leftovers():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def swaks(port: int, *args: str, cwd: Path | None = None) -> str:
+    """What swaks printed sending one message to 127.0.0.1:``port`` (skips without it)."""
+    require(shutil.which("swaks") is not None, "swaks is not installed (apt-get install swaks)")
+    result = subprocess.run(
+        ["swaks", "--server", f"127.0.0.1:{port}", "--to", "user@localhost", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+    )
+    return result.stdout + result.stderr
 
 
 def start_serve(folder: Path, toml: str, *args: str) -> ServeRun:

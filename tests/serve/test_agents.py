@@ -8,7 +8,6 @@ Maildir, everything runs as real processes.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,22 +18,15 @@ from typing import Any
 
 import pytest
 
-from serve.harness import ServeRun
-from support.tools import require
+from serve.harness import ServeRun, free_port, swaks
 
 Start = Callable[..., ServeRun]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def port() -> int:
-    return _free_port()
+    return free_port()
 
 
 def _filter(folder: Path, port: int, **serve: Any) -> dict[str, dict[str, Any]]:
@@ -45,27 +37,6 @@ def _filter(folder: Path, port: int, **serve: Any) -> dict[str, dict[str, Any]]:
         },
         "serve": {"agents": ["smtp-filter"], **serve},
     }
-
-
-def _swaks(port: int, *args: str) -> str:
-    require(shutil.which("swaks") is not None, "swaks is not installed (apt-get install swaks)")
-    result = subprocess.run(
-        [
-            "swaks",
-            "--server",
-            f"127.0.0.1:{port}",
-            "--to",
-            "user@localhost",
-            "--from",
-            "sender@example.org",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return result.stdout + result.stderr
 
 
 def _up(run: ServeRun, times: int = 1) -> None:
@@ -97,9 +68,9 @@ def test_clean_mail_arrives_tagged_and_eicar_is_quarantined(
     # the agent waits for the daemon
     assert log.index("daemon: ready") < log.index("smtp-filter: started")
 
-    clean = _swaks(port, "--header", "Subject: hello", "--body", "nothing to see")
+    clean = swaks(port, "--header", "Subject: hello", "--body", "nothing to see")
     assert "250 2.0.0 Ok: delivered" in clean, clean + run.log()
-    infected = _swaks(port, "--data", str(EXAMPLES / "eicar-attached.eml"))
+    infected = swaks(port, "--data", str(EXAMPLES / "eicar-attached.eml"))
     assert "250 2.7.0 Ok: quarantined" in infected, infected + run.log()
 
     (message,) = _delivered(serve_folder)
@@ -122,7 +93,7 @@ def test_a_killed_filter_comes_back_and_delivers_again(
     assert "smtp-filter: killed by SIGKILL" in run.log()
     # the daemon was left alone
     assert run.child_pids("daemon") == [daemon]
-    assert "250 2.0.0 Ok: delivered" in _swaks(port, "--body", "after the crash")
+    assert "250 2.0.0 Ok: delivered" in swaks(port, "--body", "after the crash")
     assert run.stop() == 0
     assert run.leftovers() == []
 
@@ -151,7 +122,7 @@ def test_a_filter_that_cannot_start_is_given_up_on_while_the_daemon_serves(
     run.signal(signal.SIGHUP)
     run.wait_for(r"SIGHUP: trying smtp-filter again")
     _up(run)
-    assert "250 2.0.0 Ok: delivered" in _swaks(port, "--body", "after the fix")
+    assert "250 2.0.0 Ok: delivered" in swaks(port, "--body", "after the fix")
     assert run.stop() == 0
 
 

@@ -5,39 +5,17 @@ the README's swaks commands do what the README says."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from serve.harness import ServeRun
-from support.tools import require
+from serve.harness import ServeRun, free_port, swaks
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _swaks(port: int, *args: str) -> str:
-    result = subprocess.run(
-        ["swaks", "--server", f"127.0.0.1:{port}", "--to", "user@localhost", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=REPO,
-    )
-    return result.stdout + result.stderr
-
-
 def test_the_quickstart_serves_mail_into_a_maildir(serve_folder: Path) -> None:
-    require(shutil.which("swaks") is not None, "swaks is not installed (apt-get install swaks)")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SKIP_BOOTSTRAP": "1",
@@ -60,9 +38,9 @@ def test_the_quickstart_serves_mail_into_a_maildir(serve_folder: Path) -> None:
         run.wait_for(r"^mailwarden-serve: INFO smtp-filter: ready$", deadline=300)
         assert f"swaks --server 127.0.0.1:{port} --to user@localhost" in run.log()
 
-        hello = _swaks(port, "--header", "Subject: hello")
+        hello = swaks(port, "--header", "Subject: hello", cwd=REPO)
         assert "250 2.0.0 Ok: delivered" in hello, hello + run.log()
-        eicar = _swaks(port, "--data", "@examples/eicar-attached.eml")
+        eicar = swaks(port, "--data", "@examples/eicar-attached.eml", cwd=REPO)
         assert "250 2.7.0 Ok: quarantined" in eicar, eicar + run.log()
 
         (delivered,) = (serve_folder / "Maildir" / "new").iterdir()
