@@ -20,6 +20,7 @@ from mailwarden.cli import (
     config_cmd,
     daemon_cmd,
     db,
+    milter_cmd,
     quarantine_cmd,
     scan,
     serve_cmd,
@@ -54,6 +55,7 @@ _COMMANDS = (
     quarantine_cmd,
     smtp_filter_cmd,
     smtp_proxy_cmd,
+    milter_cmd,
     serve_cmd,
 )
 

@@ -137,6 +137,23 @@ def _downstream(value: Any) -> str | None:
     return _host_port(text) if text else "expected HOST:PORT or maildir:PATH"
 
 
+#: options the milter shares with the SMTP agents
+_MILTER_SHARED = ("spool_threshold", "scan_timeout")
+
+
+def _milter_socket(value: Any) -> str | None:
+    """Sendmail's notation: unix:PATH, local:PATH, inet:PORT@HOST, inet6:PORT@HOST."""
+    text = str(value)
+    kind, _, rest = text.partition(":")
+    if kind in ("unix", "local") and rest.startswith("/"):
+        return None
+    if kind in ("inet", "inet6"):
+        port = rest.partition("@")[0]
+        if port.isdigit() and int(port) < 65536:
+            return None
+    return f"expected unix:PATH or inet:PORT@HOST such as inet:8890@127.0.0.1, got {value!r}"
+
+
 def _smtp_agent_options(
     listen: str, downstream_doc: str, downstream_check: Callable[[Any], str | None]
 ) -> tuple[Option, ...]:
@@ -224,7 +241,7 @@ def _smtp_agent_options(
 
 #: Agents ``mailwarden serve`` can start, by command name; serve/children.py has
 #: one entry for each (a test keeps the two equal).
-SERVE_AGENTS: tuple[str, ...] = ("smtp-filter", "smtp-proxy")
+SERVE_AGENTS: tuple[str, ...] = ("smtp-filter", "smtp-proxy", "milter")
 
 
 def _check_agents(value: list[str]) -> str | None:
@@ -694,6 +711,91 @@ SECTIONS: tuple[Section, ...] = (
             "The SMTP server that receives the relayed dialogue, HOST:PORT (Postfix's "
             "after-filter smtpd).",
             _host_port,
+        ),
+    ),
+    Section(
+        "milter",
+        "The milter (`mailwarden milter`): Sendmail's and Postfix's mail filter protocol "
+        "(version 6). The MTA sends each message before it queues it; infected mail is "
+        "refused at the end of DATA with a reply naming the signature, clean mail gets the "
+        "X-Virus-* headers. docs/milter.md and docs/sendmail.md show the MTA side.",
+        (
+            Option(
+                "socket",
+                "unix:/run/mailwarden/milter.sock",
+                "str",
+                "Where the milter listens, in Sendmail's notation: unix:PATH, or "
+                "inet:PORT@HOST (inet6:PORT@HOST). Postfix's smtpd runs chrooted by default: "
+                "a unix socket must then lie inside the chroot, or use inet.",
+                check=_milter_socket,
+            ),
+            Option(
+                "socket_mode",
+                "0660",
+                "str",
+                "Permissions of the unix socket, in octal: the MTA's user (postfix, or "
+                "Sendmail's root) must be able to connect.",
+                check=_octal_mode,
+            ),
+            Option(
+                "allow_remote",
+                False,
+                "bool",
+                "Allow an inet socket on a non-loopback address. The protocol has no "
+                "authentication: guard the port with a firewall.",
+            ),
+            Option(
+                "max_message_size",
+                50 * MiB,
+                "size",
+                "Largest message scanned; a larger one is refused with 552 at the end of "
+                "DATA. Keep it at or below [daemon] stream_max_length.",
+                minimum=1024,
+            ),
+            # the same meaning and defaults as the SMTP agents'
+            *(o for o in _smtp_agent_options("", "", _host_port) if o.key in _MILTER_SHARED),
+            Option(
+                "max_sessions",
+                200,
+                "int",
+                "MTA connections served at once; one more is closed at once and the MTA "
+                "applies its default action (set it to tempfail).",
+                minimum=1,
+            ),
+            Option(
+                "timeout",
+                600.0,
+                "float",
+                "Seconds the MTA may stay silent on a connection before it is closed "
+                "(an idle SMTP client keeps the MTA silent too).",
+                minimum=0.1,
+            ),
+            Option(
+                "progress_interval",
+                30.0,
+                "float",
+                "While a message is being scanned, tell the MTA every this many seconds "
+                "that work is in progress, so its own milter timeout does not fire.",
+                minimum=0.1,
+            ),
+            Option(
+                "submission_daemons",
+                [],
+                "list[str]",
+                "Values of the {daemon_name} macro (Sendmail's DaemonPortOptions Name=, "
+                "Postfix's milter_macro_daemon_name) whose mail counts as sent by our own "
+                "users, like an authenticated client: outbound unless all recipients are "
+                'local. Example: ["MSA"].',
+            ),
+            Option(
+                "mta_hold",
+                False,
+                "bool",
+                "For a message the policy quarantines: also put it on the MTA's hold "
+                "queue (SMFIR_QUARANTINE; Postfix's hold queue, Sendmail's quarantine) "
+                "instead of discarding the MTA's copy. The quarantine store keeps its copy "
+                "either way; release from one place only.",
+            ),
         ),
     ),
     Section(

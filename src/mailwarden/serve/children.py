@@ -61,6 +61,7 @@ def _daemon_socket(config: Config) -> list[str]:
 AGENTS: Mapping[str, Agent] = {
     "smtp-filter": Agent("smtp_filter", _daemon_socket),
     "smtp-proxy": Agent("smtp_proxy", _daemon_socket),
+    "milter": Agent("milter", _daemon_socket),
 }
 
 
