@@ -147,3 +147,20 @@ def test_two_agents_on_one_address_is_a_config_error(
     run = start_serve(overrides)
     assert run.wait() == 2
     assert "key 'smtp_proxy.listen': smtp-proxy and smtp-filter would both listen" in run.log()
+
+
+def test_the_milter_is_ready_on_its_unix_socket_and_comes_back(
+    start_serve: Start, serve_folder: Path
+) -> None:
+    run = start_serve(
+        {
+            "milter": {"socket": f"unix:{serve_folder}/milter.sock"},
+            "serve": {"agents": ["milter"]},
+        }
+    )
+    run.wait_for(r"^mailwarden-serve: INFO milter: ready$")
+    run.descendants()
+    os.kill(run.child_pid("milter"), signal.SIGKILL)
+    run.wait_for(r"^mailwarden-serve: INFO milter: ready$", count=2)
+    assert run.stop() == 0
+    assert run.leftovers() == []

@@ -13,6 +13,7 @@ from mailwarden.config import defaults, load_config
 from mailwarden.config.schema import SERVE_AGENTS
 from mailwarden.errors import ConfigError
 from mailwarden.serve import AGENTS, DAEMON, ServeSettings, plan
+from mailwarden.serve.listening import Endpoint, parse_endpoint
 from serve.harness import base_toml
 
 
@@ -136,4 +137,25 @@ def test_an_agent_gets_the_daemons_socket_and_is_watched_on_its_port() -> None:
         "--daemon-socket",
         "/run/x/d.sock",
     )
-    assert agent.listen == "127.0.0.1:10099"
+    assert agent.listen == Endpoint(port=10099)
+
+
+@pytest.mark.parametrize(
+    ("text", "endpoint"),
+    [
+        ("127.0.0.1:10025", Endpoint(port=10025)),
+        ("[::1]:10025", Endpoint(port=10025)),
+        ("inet:10030@127.0.0.1", Endpoint(port=10030)),
+        ("inet6:10030@[::1]", Endpoint(port=10030)),
+        ("unix:/run/mailwarden/milter.sock", Endpoint(path="/run/mailwarden/milter.sock")),
+        ("local:/run/m.sock", Endpoint(path="/run/m.sock")),
+        ("/run/m.sock", Endpoint(path="/run/m.sock")),
+    ],
+)
+def test_listen_addresses_in_every_notation(text: str, endpoint: Endpoint) -> None:
+    assert parse_endpoint(text) == endpoint
+
+
+def test_a_listen_address_without_a_port_is_rejected() -> None:
+    with pytest.raises(ValueError, match="not a listening address"):
+        parse_endpoint("localhost")

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from mailwarden.config import Config
+from mailwarden.serve.listening import Endpoint, parse_endpoint
 from mailwarden.serve.settings import ServeSettings, config_error
 
 DAEMON = "daemon"
@@ -38,18 +39,21 @@ class ChildSpec:
     #: path, or HOST:PORT when ``ping_is_tcp``)
     ping: str | None = None
     ping_is_tcp: bool = False
-    #: an agent is ready when it holds a socket listening on this HOST:PORT
-    listen: str | None = None
+    #: an agent is ready when it holds a socket listening here
+    listen: Endpoint | None = None
     #: how long it may take to become ready before it is killed
     start_timeout: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Agent:
-    #: its configuration section, where its ``listen`` address is
+    #: its configuration section
     section: str
     #: the arguments it gets after ``-c CONFIG``
     args: Callable[[Config], list[str]]
+    #: the key of that section that holds where it listens (HOST:PORT,
+    #: unix:PATH or Sendmail's inet:PORT@HOST)
+    listen_key: str = "listen"
 
 
 def _daemon_socket(config: Config) -> list[str]:
@@ -61,7 +65,7 @@ def _daemon_socket(config: Config) -> list[str]:
 AGENTS: Mapping[str, Agent] = {
     "smtp-filter": Agent("smtp_filter", _daemon_socket),
     "smtp-proxy": Agent("smtp_proxy", _daemon_socket),
-    "milter": Agent("milter", _daemon_socket),
+    "milter": Agent("milter", _daemon_socket, listen_key="socket"),
 }
 
 
@@ -91,27 +95,37 @@ def plan(config: Config, settings: ServeSettings) -> list[ChildSpec]:
             start_timeout=settings.daemon_start_timeout,
         )
     ]
-    listeners: dict[str, str] = {}
+    listeners: dict[Endpoint, str] = {}
     for name in settings.agents:
         agent = AGENTS.get(name)
         if agent is None:
             raise config_error(config, "serve", "agents", f"unknown agent {name!r}")
-        listen = config[agent.section].get("listen")
-        if listen and listen in listeners:
+        endpoint = _endpoint(config, agent)
+        if endpoint is not None and endpoint in listeners:
             raise config_error(
                 config,
                 agent.section,
-                "listen",
-                f"{name} and {listeners[listen]} would both listen on {listen}",
+                agent.listen_key,
+                f"{name} and {listeners[endpoint]} would both listen on {endpoint}",
             )
-        if listen:
-            listeners[listen] = name
+        if endpoint is not None:
+            listeners[endpoint] = name
         specs.append(
             ChildSpec(
                 name,
                 command(name, settings, agent.args(config)),
-                listen=listen or None,
+                listen=endpoint,
                 start_timeout=settings.agent_start_timeout,
             )
         )
     return specs
+
+
+def _endpoint(config: Config, agent: Agent) -> Endpoint | None:
+    text = config[agent.section].get(agent.listen_key) or ""
+    if not text:
+        return None
+    try:
+        return parse_endpoint(text)
+    except ValueError as exc:
+        raise config_error(config, agent.section, agent.listen_key, str(exc)) from exc

@@ -7,7 +7,7 @@ privileges)::
 
 - The daemon starts first; the agents start once it answers PING, so the
   first message an agent takes can be scanned.  An agent is ready once it
-  holds a socket listening on its port (``listening.py``).
+  holds a socket listening on its address (``listening.py``).
 - A child that exits is started again after a delay that doubles with each
   exit in a row (``backoff.py``); one that keeps exiting before it is ready
   is given up on with an error line naming it, and the others keep serving.
@@ -182,12 +182,12 @@ class Supervisor:
             address, is_tcp = spec.ping, spec.ping_is_tcp
             probe, what = (lambda: _answers_ping(address, is_tcp)), "answer to PING"
         elif spec.listen is not None:
-            port = int(spec.listen.rpartition(":")[2])
+            endpoint = spec.listen
 
             async def probe_listen() -> bool:
-                return listens_on(proc.pid, port)
+                return listens_on(proc.pid, endpoint)
 
-            probe, what = probe_listen, f"listening socket on {spec.listen}"
+            probe, what = probe_listen, f"listening socket on {endpoint}"
         else:
             probe, what = None, ""
         if probe is not None:
