@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module with a ``register(subparsers)`` that
 adds its parser (with man-page-quality help) and a ``run(args) -> int``.
-:func:`main` is the only place that turns exceptions into exit codes.
+:func:`main` is the only place that turns exceptions into exit codes, except
+for ``mda`` and ``pipe``: started by the MTA for every message, they get their
+arguments directly and answer with sysexits codes themselves.
 
 SECURITY: the CLI runs with the caller's rights; subcommands that need
 privileges say so in their own modules.
@@ -11,22 +13,12 @@ privileges say so in their own modules.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import textwrap
 from collections.abc import Sequence
 
 from mailwarden import __version__
-from mailwarden.cli import (
-    config_cmd,
-    daemon_cmd,
-    db,
-    milter_cmd,
-    quarantine_cmd,
-    scan,
-    serve_cmd,
-    smtp_filter_cmd,
-    smtp_proxy_cmd,
-)
 from mailwarden.errors import ConfigError, MailwardenError
 
 DESCRIPTION = textwrap.dedent(
@@ -47,17 +39,27 @@ EPILOG = textwrap.dedent(
     """
 )
 
+# Subcommand modules, imported only when the full parser is built: each pulls
+# in its own subsystem (the engine, aiosmtpd...), which a command started by
+# the MTA for every delivery must not pay for.
 _COMMANDS = (
-    scan,
-    db,
-    config_cmd,
-    daemon_cmd,
-    quarantine_cmd,
-    smtp_filter_cmd,
-    smtp_proxy_cmd,
-    milter_cmd,
-    serve_cmd,
+    "scan",
+    "db",
+    "config_cmd",
+    "daemon_cmd",
+    "quarantine_cmd",
+    "smtp_filter_cmd",
+    "smtp_proxy_cmd",
+    "milter_cmd",
+    "mda_cmd",
+    "pipe_cmd",
+    "serve_cmd",
 )
+
+#: Commands the MTA runs once per message: ``main`` hands them their arguments
+#: directly (no other subcommand is imported, and a usage error exits with
+#: their sysexits code rather than argparse's 2, a permanent failure to an MTA).
+_PER_MESSAGE = {"mda": "mda_cmd", "pipe": "pipe_cmd"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,12 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mailwarden {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in _COMMANDS:
-        module.register(sub)
+    for name in _COMMANDS:
+        importlib.import_module(f"mailwarden.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in _PER_MESSAGE:
+        module = importlib.import_module(f"mailwarden.cli.{_PER_MESSAGE[args_list[0]]}")
+        per_message: int = module.main(args_list[1:])
+        return per_message
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

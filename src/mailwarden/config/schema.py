@@ -253,6 +253,54 @@ def _check_agents(value: list[str]) -> str | None:
     return None
 
 
+def _exit_code(value: Any) -> str | None:
+    return None if 0 <= int(value) <= 255 else f"expected an exit status 0-255, got {value!r}"
+
+
+def _failure_code(value: Any) -> str | None:
+    # 0 tells the MTA the mail was delivered: a refusal or a retry must never say so
+    if 1 <= int(value) <= 255:
+        return None
+    return f"expected a failure exit status 1-255 (0 would lose the mail), got {value!r}"
+
+
+#: ``[mda]`` exit codes: (key, default, documentation); the ``exit_*`` codes that
+#: refuse, retry or hold back the message cannot be 0.
+_MDA_EXIT_CODES: tuple[tuple[str, int, str], ...] = (
+    (
+        "exit_tempfail",
+        75,
+        "Exit status when the policy defers (daemon unreachable or timed out by default) "
+        "and on any internal failure: 75 (EX_TEMPFAIL) makes the MTA keep the mail.",
+    ),
+    (
+        "exit_reject",
+        77,
+        "Exit status when the policy rejects (bounce): 77 (EX_NOPERM) or 69 "
+        "(EX_UNAVAILABLE); the reason goes to standard error for the MTA's bounce.",
+    ),
+    ("exit_quarantine", 0, "mda: exit status after the message went to the quarantine."),
+    ("exit_discard", 0, "mda: exit status after the policy discarded the message."),
+    (
+        "exit_usage",
+        75,
+        "Exit status for a bad command line or configuration, or an original MDA that "
+        "cannot be run. 78 (EX_CONFIG) makes Postfix and Exim bounce the mail instead "
+        "of keeping it.",
+    ),
+    (
+        "pipe_exit_quarantine",
+        1,
+        "pipe: exit status after the message went to the quarantine (nothing on standard output).",
+    ),
+    (
+        "pipe_exit_discard",
+        2,
+        "pipe: exit status after the policy discarded the message (nothing on standard output).",
+    ),
+)
+
+
 SECTIONS: tuple[Section, ...] = (
     Section(
         "engine",
@@ -795,6 +843,57 @@ SECTIONS: tuple[Section, ...] = (
                 "queue (SMFIR_QUARANTINE; Postfix's hold queue, Sendmail's quarantine) "
                 "instead of discarding the MTA's copy. The quarantine store keeps its copy "
                 "either way; release from one place only.",
+            ),
+        ),
+    ),
+    Section(
+        "mda",
+        "The delivery wrapper (`mailwarden mda -- ORIGINAL_MDA ...`, run by the MTA as its "
+        "local delivery agent) and the filter (`mailwarden pipe`, for procmail, maildrop and "
+        "Sieve). Exit codes follow sysexits(3): 75 (EX_TEMPFAIL) makes the MTA keep the "
+        "mail and retry. docs/mda.md has the recipes for each MTA and MDA.",
+        (
+            Option(
+                "daemon_socket",
+                "",
+                "str",
+                "The daemon's unix socket. Empty: the [daemon] socket value.",
+            ),
+            Option(
+                "spool_threshold",
+                1 * MiB,
+                "size",
+                "Messages larger than this are read into an unlinked temporary file instead "
+                "of memory while they arrive on standard input.",
+                minimum=4096,
+            ),
+            Option(
+                "connect_timeout",
+                5.0,
+                "float",
+                "Seconds to connect to the daemon; past it the message is an 'error' "
+                "(deferred by default).",
+                minimum=0.1,
+            ),
+            Option(
+                "scan_timeout",
+                150.0,
+                "float",
+                "Seconds to wait for the daemon's verdict; past it the message is an 'error' "
+                "(deferred by default). Keep it well below the MTA's limit for a delivery "
+                "command (Postfix command_time_limit, 1000s).",
+                minimum=0.1,
+            ),
+            *(
+                Option(
+                    key,
+                    default,
+                    "int",
+                    doc,
+                    minimum=0,
+                    check=_exit_code if default == 0 else _failure_code,
+                )
+                for key, default, doc in _MDA_EXIT_CODES
             ),
         ),
     ),

@@ -1,0 +1,80 @@
+"""``mailwarden pipe``: a filter for procmail, maildrop and Sieve ``extprograms``.
+
+Like ``mda`` it is started once per message, so :func:`main` is reached
+straight from ``mailwarden.cli.main`` and a bad command line exits with a
+sysexits code; :func:`register` only adds it to ``mailwarden --help``.
+
+SECURITY: runs as the MDA runs (usually the recipient); see
+``mailwarden.intercept.mda``.  Standard output carries only the message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mailwarden.cli.mda_cmd import add_arguments, parse, request_of
+
+if TYPE_CHECKING:
+    from mailwarden.intercept.mda import Request
+
+DESCRIPTION = textwrap.dedent(
+    """\
+    Filter one message: read it on standard input, ask the daemon, apply the
+    inbound policy, and write the accepted message (with the X-Virus headers,
+    tagged when the policy says so) to standard output. The decision is in
+    the exit status, so a procmail, maildrop or Sieve recipe can act on it.
+    Nothing is written to standard output unless the exit status is 0.
+    """
+)
+
+EPILOG = textwrap.dedent(
+    """\
+    exit status ([mda] section; every code is configurable):
+      0               deliver what is on standard output (accepted or tagged)
+      1               quarantined (pipe_exit_quarantine)
+      2               discarded by the policy (pipe_exit_discard)
+      77 EX_NOPERM    rejected: bounce it (exit_reject)
+      75 EX_TEMPFAIL  deferred, daemon unreachable, any internal error
+                      (exit_tempfail, exit_usage): let the MTA retry
+
+    procmail (docs/mda.md has maildrop and Sieve):
+      :0 fw
+      | /usr/bin/mailwarden pipe --recipient "$LOGNAME"
+      :0 e
+      { EXITCODE=75 HOST }
+    """
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "pipe",
+        help="filter for procmail/maildrop/Sieve: message in, accepted message out",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Reached only through the full parser (``main`` takes the direct path)."""
+    return filter_message(request_of(args, ()))
+
+
+def main(argv: Sequence[str]) -> int:
+    """``mailwarden pipe ARGV``: parse, then filter; see the module documentation."""
+    parsed = parse("pipe", argv, DESCRIPTION, EPILOG, takes_command=False)
+    return parsed if isinstance(parsed, int) else filter_message(parsed)
+
+
+def filter_message(request: Request) -> int:
+    from mailwarden.intercept.mda import route_logs, run_pipe
+
+    route_logs("mailwarden-pipe")
+    return run_pipe(request, sys.stdin.buffer, sys.stdout.buffer)
