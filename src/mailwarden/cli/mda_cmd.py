@@ -142,10 +142,16 @@ def parse(
     """The request on ``argv``, or the exit status after a usage error was reported."""
     argv = list(argv)
     options, command = split_command(argv)
+    missing_dashes = "missing -- before the original MDA's command line"
     try:
-        args = parser_for(name, description, epilog).parse_args(options)
+        try:
+            args = parser_for(name, description, epilog).parse_args(options)
+        except UsageError as exc:
+            # "unrecognized arguments: procmail -a" means the -- was forgotten
+            problem = missing_dashes if takes_command and command is None else str(exc)
+            raise UsageError(problem) from exc
         if takes_command and command is None:
-            raise UsageError("missing -- before the original MDA's command line")
+            raise UsageError(missing_dashes)
         if takes_command and not command:
             raise UsageError("no original MDA after --")
         if not takes_command and command is not None:

@@ -1,0 +1,1 @@
+"""Tests of `mailwarden mda` and `mailwarden pipe`: Postfix, procmail, maildrop, dovecot-lda."""
