@@ -31,6 +31,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -293,6 +294,11 @@ def run_engine(sigdir: Path, corpus: Path, work: Path, workers: int) -> dict[str
 # --- c. the command line ------------------------------------------------------------------
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_cli(sigdir: Path, corpus: Path, work: Path, workers: int) -> dict[str, Any]:
     """Time ``mailwarden scan --json`` over every message, database load included."""
     config = work / "bench-mailwarden.toml"
@@ -304,6 +310,9 @@ def run_cli(sigdir: Path, corpus: Path, work: Path, workers: int) -> dict[str, A
     cmd += ["--database", str(sigdir), "--workers", str(workers), *files]
     procstat = _procstat()
     out_path = work / "results" / "cli-latest.jsonl"
+    # The CLI and its workers are gone when the sampler stops, so their CPU
+    # time comes from the rusage of reaped children instead.
+    cpu0 = _children_cpu_s()
     with open(out_path, "w") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True)
@@ -323,6 +332,7 @@ def run_cli(sigdir: Path, corpus: Path, work: Path, workers: int) -> dict[str, A
         "exit": proc.returncode,
         "rss_peak_mb": mem["rss_total_peak_mb"],
         "pss_peak_mb": mem["pss_total_peak_mb"],
+        "cpu_cores": round((_children_cpu_s() - cpu0) / wall, 2),
     }
     return {"summary": summary, "verdicts": verdicts}
 
@@ -385,6 +395,7 @@ def render_section(result: dict[str, Any], command: str) -> str:
             f"{c['load_s']} (no cache)",
             c["rss_idle_mb"],
             c["rss_peak_mb"],
+            c["cpu_cores"],
             "reference",
         ),
         (
@@ -396,6 +407,7 @@ def render_section(result: dict[str, Any], command: str) -> str:
             f"{e['load_cold_s']} / {e['load_cached_s']}",
             e["rss_idle_mb"],
             e["single"]["rss_peak_mb"],
+            e["single"]["cpu_cores"],
             f"{ag['single']['agree']}/{ag['single']['total']}",
         ),
         (
@@ -407,6 +419,7 @@ def render_section(result: dict[str, Any], command: str) -> str:
             "(same)",
             "-",
             f"{e['pool']['rss_peak_mb']} (PSS {e['pool']['pss_peak_mb']})",
+            e["pool"]["cpu_cores"],
             f"{ag['pool']['agree']}/{ag['pool']['total']}",
         ),
         (
@@ -418,14 +431,15 @@ def render_section(result: dict[str, Any], command: str) -> str:
             "(cached, in wall time)",
             "-",
             f"{cli['rss_peak_mb']} (PSS {cli['pss_peak_mb']})",
+            cli.get("cpu_cores"),
             f"{ag['cli']['agree']}/{ag['cli']['total']}",
         ),
     ]
     head = (
         "| scanner | msg/s | MB/s | p50 ms | p99 ms | DB load s (cold / cached) "
-        "| RSS idle MB | RSS peak MB | verdicts = clamd |"
+        "| RSS idle MB | RSS peak MB | CPU cores | verdicts = clamd |"
     )
-    lines = [head, "|" + " --- |" * 9]
+    lines = [head, "|" + " --- |" * 10]
     lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
     r, m, d = result["ratios"], result["machine"], result["data"]
     diffs = [x for k in ("single", "pool", "cli") for x in ag[k]["differences"]]
@@ -446,6 +460,9 @@ def render_section(result: dict[str, Any], command: str) -> str:
             f"p99 latency 1 process {_fmt(r['single_p99'])}x, pool {_fmt(r['pool_p99'])}x; "
             f"peak RSS pool {_fmt(r['pool_rss'])}x (PSS {_fmt(r['pool_pss'])}x); "
             f"database load cold {_fmt(r['load_cold'])}x, cached {_fmt(r['load_cached'])}x.",
+            "",
+            "CPU cores: CPU time over wall time of the scanner's processes; below 2 means "
+            "other work on the machine took the rest.",
             "",
             "Disagreements with clamd (first 10): " + ("; ".join(diffs[:10]) or "none") + ".",
             "",
