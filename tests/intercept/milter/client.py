@@ -174,5 +174,5 @@ def added_headers(edits: list[p.Packet]) -> dict[str, str]:
     for packet in edits:
         if packet.command == p.Reply.ADDHEADER:
             name, value = packet.data.rstrip(b"\0").split(b"\0")
-            out[name.decode()] = value.decode()
+            out[name.decode()] = value.decode().lstrip(" ")
     return out

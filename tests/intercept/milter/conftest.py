@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from intercept.harness import EICAR
+from intercept.harness import EICAR, Proc, Stack, wait_until
 from mailwarden.config import load_config
 from mailwarden.daemon import DaemonUnavailable
 from mailwarden.intercept.milter import MilterServer, MilterSettings
@@ -111,3 +111,63 @@ def run_milter(
             await server.stop(grace=5)
 
     return asyncio.run(main())
+
+
+# --- end to end: the real daemon and `mailwarden milter` as processes ---------------
+
+E2E_POLICY = """
+[network]
+local_domains = ["test.example"]
+
+[headers]
+hostname = "gw.test.example"
+
+[milter]
+socket_mode = "0666"
+"""
+
+
+def start_milter_process(stack: Stack, socket: str, name: str = "milter") -> Proc:
+    """``mailwarden milter --socket SOCKET`` against the stack's daemon; ready when it accepts."""
+    proc = stack._spawn(  # the harness's own spawner: same log files, stopped by stop_all
+        name,
+        ["milter", "-c", str(stack.config), "--socket", socket, "--daemon-socket", stack.socket],
+    )
+
+    def up() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"{name} exited: {proc.output()}")
+        return _accepts(socket)
+
+    wait_until(up, 30, name)
+    return proc
+
+
+def _accepts(socket_spec: str) -> bool:
+    import socket as sockets
+
+    kind, _, rest = socket_spec.partition(":")
+    family = sockets.AF_UNIX if kind == "unix" else sockets.AF_INET
+    with sockets.socket(family) as probe:
+        probe.settimeout(0.5)
+        if kind == "unix":
+            return probe.connect_ex(rest) == 0
+        port, _, host = rest.partition("@")
+        return probe.connect_ex((host, int(port))) == 0
+
+
+def smtp_outcome(port: int, sender: str, recipients: list[str], data: bytes) -> tuple[int, str]:
+    """The first refusal of the transaction (at any command) or the reply to DATA."""
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.example", timeout=120) as c:
+        c.ehlo()
+        code, text = c.mail(sender)
+        if code != 250:
+            return code, text.decode(errors="replace")
+        for rcpt in recipients:
+            code, text = c.rcpt(rcpt)
+            if code >= 400:
+                return code, text.decode(errors="replace")
+        code, text = c.data(data)
+        return code, text.decode(errors="replace")

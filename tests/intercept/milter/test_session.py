@@ -133,7 +133,7 @@ def test_tag_policy_changes_the_subject(tmp_path: Path) -> None:
     assert final == p.Reply.ACCEPT
     (change,) = [e.data for e in edits if e.command == p.Reply.CHGHEADER]
     assert struct.unpack(">I", change[:4])[0] == 1
-    assert change[4:].split(b"\0")[:2] == [b"Subject", b"***VIRUS*** hello"]
+    assert change[4:].split(b"\0")[:2] == [b"Subject", b" ***VIRUS*** hello"]
     assert added_headers(edits)["X-Virus-Status"] == "Infected (Eicar-Test-Signature)"
 
 

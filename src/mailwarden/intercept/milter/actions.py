@@ -49,8 +49,13 @@ def replies(
     allowed: p.Act,
     host: str,
     mta_hold: bool,
+    leading_space: bool = False,
 ) -> tuple[list[bytes], list[str]]:
-    """The packets to send at the end of the message, and warnings worth logging."""
+    """The packets to send at the end of the message, and warnings worth logging.
+
+    ``leading_space``: HDR_LEADSPC was negotiated, so the MTA takes header
+    values as they stand after the colon, and we give the space ourselves.
+    """
     action = done.action
     kind = action.whole.kind
     warnings: list[str] = []
@@ -63,7 +68,14 @@ def replies(
         if mta_hold:
             warnings.append("the MTA did not grant QUARANTINE: discarded (the store has the copy)")
         return [p.encode(p.Reply.DISCARD)], warnings
-    packets = header_edits(done, headers, allowed=allowed, host=host, warnings=warnings)
+    packets = header_edits(
+        done,
+        headers,
+        allowed=allowed,
+        host=host,
+        warnings=warnings,
+        lead=" " if leading_space else "",
+    )
     if hold:
         packets.append(p.quarantine(action.status))
     packets.append(p.encode(p.Reply.ACCEPT))
@@ -77,6 +89,7 @@ def header_edits(
     allowed: p.Act,
     host: str,
     warnings: list[str],
+    lead: str = "",
 ) -> list[bytes]:
     action = done.action
     outcome = action.whole
@@ -88,13 +101,13 @@ def header_edits(
         warnings.append("the MTA did not grant CHGHDRS: headers not stripped, subject not tagged")
     elif wants_change:
         packets.extend(_strip(headers, drop))
-        packets.extend(_tag(headers, tag))
+        packets.extend(_tag(headers, tag, lead))
     if action.add_headers:
         if p.Act.ADDHDRS not in allowed:
             warnings.append("the MTA did not grant ADDHDRS: no X-Virus-* headers")
         else:
-            packets.append(p.add_header("X-Virus-Scanned", scanned_value(host)))
-            packets.append(p.add_header("X-Virus-Status", action.status))
+            packets.append(p.add_header("X-Virus-Scanned", lead + scanned_value(host)))
+            packets.append(p.add_header("X-Virus-Status", lead + action.status))
     return packets
 
 
@@ -109,17 +122,17 @@ def _strip(headers: Sequence[tuple[str, bytes]], drop: set[str]) -> list[bytes]:
     return packets
 
 
-def _tag(headers: Sequence[tuple[str, bytes]], tag: str) -> list[bytes]:
+def _tag(headers: Sequence[tuple[str, bytes]], tag: str, lead: str) -> list[bytes]:
     if not tag:
         return []
     subjects = [value for name, value in headers if name.lower() == "subject"]
     if not subjects:
-        return [p.add_header("Subject", tagged_subject(b"", tag))]
+        return [p.add_header("Subject", lead + tagged_subject(b"", tag))]
     packets: list[bytes] = []
     for index, value in enumerate(subjects, start=1):
         new = tagged_subject(value, tag)
         if new != _unfold(value):
-            packets.append(p.change_header(index, "Subject", new))
+            packets.append(p.change_header(index, "Subject", lead + new))
     return packets
 
 

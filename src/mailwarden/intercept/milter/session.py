@@ -288,6 +288,7 @@ class MilterSession:
             allowed=self.allowed,
             host=self.host,
             mta_hold=self.settings.mta_hold,
+            leading_space=self.leading_space,
         )
         for warning in warnings:
             if warning not in self._warned:
