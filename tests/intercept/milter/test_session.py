@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from pathlib import Path
+from typing import Any
 
 from intercept.harness import EICAR
 from intercept.mail import make_message
@@ -21,6 +22,20 @@ INFECTED = CLEAN.replace(b"Just a test message.", EICAR)
 
 def _store(tmp_path: Path) -> SqliteStore:
     return SqliteStore(tmp_path / "store.sqlite3", tmp_path / "quarantine")
+
+
+def _one(
+    tmp_path: Path, raw: bytes, *, scanner: EicarScanner | None = None, **kw: Any
+) -> tuple[bytes, list[p.Packet]]:
+    """Negotiate, send ``raw`` in one transaction, return the final reply and the edits."""
+
+    async def scenario(address: str, server: MilterServer) -> tuple[bytes, list[p.Packet]]:
+        async with await MilterClient.open(address) as mta:
+            await mta.negotiate()
+            return await mta.send_message(raw)
+
+    result: tuple[bytes, list[p.Packet]] = run_milter(scenario, tmp_path, scanner=scanner, **kw)
+    return result
 
 
 def test_negotiation_asks_to_skip_what_is_not_needed(tmp_path: Path) -> None:
@@ -76,12 +91,7 @@ def test_clean_mail_is_accepted_with_headers(tmp_path: Path) -> None:
 
 
 def test_infected_mail_is_rejected_naming_the_signature(tmp_path: Path) -> None:
-    async def scenario(address: str, server: MilterServer) -> tuple[bytes, list[p.Packet]]:
-        async with await MilterClient.open(address) as mta:
-            await mta.negotiate()
-            return await mta.send_message(INFECTED)
-
-    final, edits = run_milter(scenario, tmp_path)
+    final, edits = _one(tmp_path, INFECTED)
     assert final == p.Reply.REPLYCODE
     assert reply_text(edits) == "554 5.7.1 Infected: Eicar-Test-Signature"
 
@@ -90,12 +100,7 @@ def test_daemon_down_is_a_temporary_failure(tmp_path: Path) -> None:
     scanner = EicarScanner()
     scanner.down = True
 
-    async def scenario(address: str, server: MilterServer) -> tuple[bytes, list[p.Packet]]:
-        async with await MilterClient.open(address) as mta:
-            await mta.negotiate()
-            return await mta.send_message(CLEAN)
-
-    final, edits = run_milter(scenario, tmp_path, scanner=scanner)
+    final, edits = _one(tmp_path, CLEAN, scanner=scanner)
     assert final == p.Reply.REPLYCODE
     assert reply_text(edits).startswith("451 4.7.1 ")
 
@@ -106,12 +111,7 @@ def test_forged_status_headers_and_release_marks_are_deleted(tmp_path: Path) -> 
         + CLEAN
     )
 
-    async def scenario(address: str, server: MilterServer) -> tuple[bytes, list[p.Packet]]:
-        async with await MilterClient.open(address) as mta:
-            await mta.negotiate()
-            return await mta.send_message(forged)
-
-    final, edits = run_milter(scenario, tmp_path)
+    final, edits = _one(tmp_path, forged)
     assert final == p.Reply.ACCEPT
     changes = [e.data for e in edits if e.command == p.Reply.CHGHEADER]
     deleted = sorted(
@@ -124,12 +124,7 @@ def test_forged_status_headers_and_release_marks_are_deleted(tmp_path: Path) -> 
 def test_tag_policy_changes_the_subject(tmp_path: Path) -> None:
     toml = '[policy]\ninfected = "tag"\n'
 
-    async def scenario(address: str, server: MilterServer) -> tuple[bytes, list[p.Packet]]:
-        async with await MilterClient.open(address) as mta:
-            await mta.negotiate()
-            return await mta.send_message(INFECTED)
-
-    final, edits = run_milter(scenario, tmp_path, toml=toml)
+    final, edits = _one(tmp_path, INFECTED, toml=toml)
     assert final == p.Reply.ACCEPT
     (change,) = [e.data for e in edits if e.command == p.Reply.CHGHEADER]
     assert struct.unpack(">I", change[:4])[0] == 1
@@ -140,12 +135,7 @@ def test_tag_policy_changes_the_subject(tmp_path: Path) -> None:
 def test_quarantine_keeps_a_copy_in_the_store_and_discards_the_mta_copy(tmp_path: Path) -> None:
     toml = '[policy]\ninfected = "quarantine"\n'
 
-    async def scenario(address: str, server: MilterServer) -> tuple[bytes, list[p.Packet]]:
-        async with await MilterClient.open(address) as mta:
-            await mta.negotiate()
-            return await mta.send_message(INFECTED)
-
-    final, _ = run_milter(scenario, tmp_path, toml=toml)
+    final, _ = _one(tmp_path, INFECTED, toml=toml)
     assert final == p.Reply.DISCARD
     (entry,) = _store(tmp_path).entries()
     assert _store(tmp_path).read(entry.id) == INFECTED
@@ -154,12 +144,7 @@ def test_quarantine_keeps_a_copy_in_the_store_and_discards_the_mta_copy(tmp_path
 def test_quarantine_with_mta_hold_puts_it_on_the_hold_queue_too(tmp_path: Path) -> None:
     toml = '[policy]\ninfected = "quarantine"\n'
 
-    async def scenario(address: str, server: MilterServer) -> tuple[bytes, list[p.Packet]]:
-        async with await MilterClient.open(address) as mta:
-            await mta.negotiate()
-            return await mta.send_message(INFECTED)
-
-    final, edits = run_milter(scenario, tmp_path, toml=toml, mta_hold=True)
+    final, edits = _one(tmp_path, INFECTED, toml=toml, mta_hold=True)
     assert final == p.Reply.ACCEPT
     (hold,) = [e.data for e in edits if e.command == p.Reply.QUARANTINE]
     assert hold == b"Infected (Eicar-Test-Signature)\0"
@@ -167,12 +152,7 @@ def test_quarantine_with_mta_hold_puts_it_on_the_hold_queue_too(tmp_path: Path) 
 
 
 def test_discard_policy(tmp_path: Path) -> None:
-    async def scenario(address: str, server: MilterServer) -> tuple[bytes, list[p.Packet]]:
-        async with await MilterClient.open(address) as mta:
-            await mta.negotiate()
-            return await mta.send_message(INFECTED)
-
-    final, _ = run_milter(scenario, tmp_path, toml='[policy]\ninfected = "discard"\n')
+    final, _ = _one(tmp_path, INFECTED, toml='[policy]\ninfected = "discard"\n')
     assert final == p.Reply.DISCARD
 
 
@@ -266,12 +246,7 @@ def test_large_message_is_spooled_to_disk_and_scanned_whole(tmp_path: Path) -> N
     body = (b"y" * 998 + b"\r\n") * 3000 + EICAR + b"\r\n"
     raw = big.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + body
 
-    async def scenario(address: str, server: MilterServer) -> tuple[bytes, list[p.Packet]]:
-        async with await MilterClient.open(address) as mta:
-            await mta.negotiate()
-            return await mta.send_message(raw)
-
-    final, edits = run_milter(scenario, tmp_path, spool_threshold=64 * 1024)
+    final, edits = _one(tmp_path, raw, spool_threshold=64 * 1024)
     assert final == p.Reply.REPLYCODE
     assert "Eicar-Test-Signature" in reply_text(edits)
 
@@ -279,12 +254,7 @@ def test_large_message_is_spooled_to_disk_and_scanned_whole(tmp_path: Path) -> N
 def test_message_over_the_size_limit_is_refused(tmp_path: Path) -> None:
     raw = CLEAN + b"z" * 200_000
 
-    async def scenario(address: str, server: MilterServer) -> tuple[bytes, list[p.Packet]]:
-        async with await MilterClient.open(address) as mta:
-            await mta.negotiate()
-            return await mta.send_message(raw)
-
-    final, edits = run_milter(scenario, tmp_path, max_message_size=100_000)
+    final, edits = _one(tmp_path, raw, max_message_size=100_000)
     assert final == p.Reply.REPLYCODE
     assert reply_text(edits).startswith("552 5.3.4")
 
