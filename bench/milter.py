@@ -56,7 +56,7 @@ from support.benchdata import (  # noqa: E402
     make_sigs,
     shared_bench_dir,
 )
-from support.postfix import PostfixInstance, add_milter_service  # noqa: E402
+from support.postfix import PostfixInstance, milter_instance  # noqa: E402
 
 MARK = "bench/milter.py"
 CLAMD_PORT = 3312  # not clamd's usual 3310, which other runs may hold
@@ -199,24 +199,15 @@ class Bench:
         return {"clamav-milter": milter.pid, "clamd": clamd}
 
     def start_postfix(self, milters: dict[str, Path]) -> dict[str, int]:
-        ports = [free_port() for _ in range(7)]
-        pf = PostfixInstance.create(
+        pf = milter_instance(
             self.root / "postfix",
-            smtp_port=ports[0],
-            filtered_lmtp_port=ports[1],
-            proxied_port=ports[2],
-            reinject_port=ports[3],
-            filter_port=ports[4],
-            lmtp_filter_port=ports[5],
-            proxy_port=ports[6],
             relay_port=self.sink_port,
+            milters={name: f"unix:{sock}" for name, sock in milters.items()},
         )
         with open(pf.config_dir / "transport", "a") as fh:
             fh.write(f"bench.example smtp:[127.0.0.1]:{self.sink_port}\n")
-        entry = {"postfix": ports[3]}  # the re-injection smtpd: no filter, no milter
-        for name, sock in milters.items():
-            entry[name] = free_port()
-            add_milter_service(pf, port=entry[name], milter=f"unix:{sock}")
+        # the re-injection smtpd: no filter, no milter
+        entry = {"postfix": pf.ports["reinject"], **{name: pf.ports[name] for name in milters}}
         with open(pf.config_dir / "main.cf", "a") as fh:
             # the queue must not be the bottleneck of the comparison
             fh.write("default_process_limit = 200\nnon_smtpd_milters =\n")

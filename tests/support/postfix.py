@@ -344,3 +344,25 @@ def submit_local(pf: PostfixInstance, raw: bytes, sender: str, recipients: list[
         capture_output=True,
         timeout=60,
     )
+
+
+def milter_instance(root: Path, *, relay_port: int, milters: dict[str, str]) -> PostfixInstance:
+    """A new instance on free ports with one milter smtpd per entry of ``milters``
+    (name -> milter address); ``pf.ports[name]`` is that smtpd's port."""
+    import socket
+
+    def free() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    names = ("smtp", "filtered_lmtp", "proxied", "reinject", "filter", "lmtp_filter", "proxy")
+    pf = PostfixInstance.create(
+        root,
+        **{f"{name}_port": free() for name in names},
+        relay_port=relay_port,
+    )
+    for name, address in milters.items():
+        add_milter_service(pf, port=free(), milter=address)
+        pf.ports[name] = pf.ports.pop("milter")
+    return pf

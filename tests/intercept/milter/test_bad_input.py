@@ -196,3 +196,19 @@ def test_fuzz_dialogues_never_take_the_milter_down(
         await _still_works(address)
 
     run_milter(scenario, tmp_path)
+
+
+def test_a_silent_mta_is_disconnected_after_timeout(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(address: str, server: MilterServer) -> bool:
+        async with await MilterClient.open(address) as mta:
+            await mta.negotiate()
+            await mta.command(p.Command.MAIL, b"<a@remote.example>\0")
+            closed = await _closed(mta)  # sends nothing more: the milter hangs up
+        await _still_works(address)
+        return closed
+
+    with caplog.at_level(logging.WARNING, logger="mailwarden.intercept.milter"):
+        assert run_milter(scenario, tmp_path, timeout=2.0)
+    assert "silent for 2s in the middle of a message" in caplog.text

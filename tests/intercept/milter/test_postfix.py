@@ -17,16 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from intercept.harness import EICAR, Stack, free_port, wait_until
+from intercept.harness import EICAR, Stack, wait_until
 from intercept.mail import eicar_zip, make_message
 from intercept.milter.conftest import E2E_POLICY, smtp_outcome, start_milter_process
-from support.postfix import (
-    DOMAIN,
-    REMOTE,
-    PostfixInstance,
-    add_milter_service,
-    submit_local,
-)
+from support.postfix import DOMAIN, REMOTE, PostfixInstance, milter_instance, submit_local
 from support.smtp_sink import smtp_sink
 from support.tools import missing
 
@@ -53,22 +47,12 @@ def gw() -> Iterator[MilterGateway]:
         missing("a private Postfix instance needs root")
     root = Path(tempfile.mkdtemp(prefix="mwmilter-"))
     root.chmod(0o755)  # postfix's processes reach the milter socket below it
-    ports = [free_port() for _ in range(8)]
+    (root / "mw").mkdir(mode=0o755)
+    socket = f"unix:{root / 'mw' / 'milter.sock'}"
     with smtp_sink() as (_, relay_port):
-        postfix = PostfixInstance.create(
-            root / "postfix",
-            smtp_port=ports[0],
-            filtered_lmtp_port=ports[1],
-            proxied_port=ports[2],
-            reinject_port=ports[3],
-            filter_port=ports[4],
-            lmtp_filter_port=ports[5],
-            proxy_port=ports[6],
-            relay_port=relay_port,
+        postfix = milter_instance(
+            root / "postfix", relay_port=relay_port, milters={"milter": socket}
         )
-        (root / "mw").mkdir(mode=0o755)
-        socket = f"unix:{root / 'mw' / 'milter.sock'}"
-        add_milter_service(postfix, port=ports[7], milter=socket)
         stack = Stack.create(root / "mw", extra_toml=E2E_POLICY)
         try:
             stack.start_daemon()

@@ -95,25 +95,23 @@ class MilterSession:
 
     async def run(self) -> None:
         """Serve the connection until QUIT, EOF or an error; never raises."""
+        loop = asyncio.get_running_loop()
         try:
-            while True:
-                try:
-                    packet = await asyncio.wait_for(
-                        p.read_packet(self.reader), timeout=self.settings.timeout
-                    )
-                except TimeoutError:
-                    log.warning(
-                        "%s: silent for %.0fs%s; closing",
-                        self.peer,
-                        self.settings.timeout,
-                        self._where(),
-                    )
-                    return
-                if packet is None:
-                    if self.mail is not None:
-                        log.warning("%s: closed the connection%s", self.peer, self._where())
-                    return
-                await self.dispatch(packet)
+            # one timer moved forward per packet: far cheaper than a wait_for task each
+            async with asyncio.timeout(None) as silence:
+                while True:
+                    silence.reschedule(loop.time() + self.settings.timeout)
+                    packet = await p.read_packet(self.reader)
+                    if packet is None:
+                        if self.mail is not None:
+                            log.warning("%s: closed the connection%s", self.peer, self._where())
+                        return
+                    silence.reschedule(None)  # the scan has its own limit
+                    await self.dispatch(packet)
+        except TimeoutError:
+            log.warning(
+                "%s: silent for %.0fs%s; closing", self.peer, self.settings.timeout, self._where()
+            )
         except SessionEnd:
             return
         except p.ProtocolError as exc:
