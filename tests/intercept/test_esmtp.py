@@ -115,3 +115,11 @@ def test_message_from_xforward() -> None:
     assert build_message(env, agent="smtp-filter").envelope.client_address == "127.0.0.1"
     env.xforward = {}
     assert build_message(env, agent="smtp-filter").envelope.client_address is None
+
+
+def test_dot_stuffing_for_the_downstream() -> None:
+    from mailwarden.intercept.downstream import dot_stuff
+
+    assert dot_stuff(b".a\r\nb\r\n.c\r\n") == b"..a\r\nb\r\n..c\r\n"
+    assert dot_stuff(b"a\nb\rc") == b"a\r\nb\r\nc\r\n"
+    assert dot_stuff(b"") == b""

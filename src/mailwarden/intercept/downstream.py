@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -158,10 +159,18 @@ class DownstreamSession:
         smtp = self._client()
         self.data_started = True
         try:
-            response = await smtp.data(data)
-        except aiosmtplib.SMTPResponseException as exc:
-            self.in_transaction = False
-            return make_reply(exc.code, exc.message)
+            start = await smtp.execute_command(b"DATA")
+            if start.code != 354:
+                self.in_transaction = False
+                return make_reply(start.code, start.message)
+            # aiosmtplib's data() rewrites every line end with a regular expression;
+            # the message is already CRLF throughout, so stuffing is one replace
+            protocol = smtp.protocol
+            if protocol is None:
+                raise aiosmtplib.SMTPServerDisconnected("connection lost")
+            protocol.write(dot_stuff(data))
+            protocol.write(b".\r\n")
+            response = await protocol.read_response(timeout=self.timeout)
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise self._lost(exc) from exc
         self.in_transaction = False
@@ -200,6 +209,20 @@ class DownstreamSession:
         log.warning("downstream %s:%s: %s", self.host, self.port, exc)
         self.close()
         return DownstreamError(LOST)
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """``data`` as DATA content: CRLF line ends, a dot doubled at each line start,
+    a final CRLF (the caller sends the terminating ``.<CRLF>``)."""
+    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+        data = _LINE_END.sub(b"\r\n", data)
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    return data if not data or data.endswith(b"\r\n") else data + b"\r\n"
 
 
 class SmtpDownstream:

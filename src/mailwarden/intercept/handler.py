@@ -46,6 +46,8 @@ def build_message(envelope: AgentEnvelope, *, agent: str) -> Message:
     if envelope.spool is None:
         raise RuntimeError("no message data in this transaction")
     raw = envelope.spool.getvalue()
+    # one copy in memory is enough from here on
+    envelope.spool.discard()
     xf = envelope.xforward
     address = xf.get("ADDR")
     if address is None and (xf.get("SOURCE") or "").upper() == "LOCAL":

@@ -90,7 +90,7 @@ async def read_data(
 ) -> DataStatus:
     """Read DATA up to ``<CRLF>.<CRLF>`` into ``spool``; see the module documentation.
 
-    ``alive`` is called for each piece read, to keep the session's idle timer
+    ``alive`` is called about once a second while data flows, to keep the session's idle timer
     from closing a slow but steady transfer.  Raises
     :class:`asyncio.IncompleteReadError` when the client goes away.
     """
@@ -99,6 +99,8 @@ async def read_data(
     # DATA stay unread; each piece is cleaned with bytes methods, not line by line.
     too_big = False
     state = _START
+    loop = asyncio.get_running_loop()
+    touched = loop.time()
     while True:
         try:
             piece = await reader.readuntil(b".\r\n")
@@ -107,7 +109,9 @@ async def read_data(
             # no ".<CRLF>" starts in these bytes, so they can be taken whole
             piece = await reader.readexactly(max(exc.consumed, 1))
             found = False
-        if alive is not None:
+        if alive is not None and loop.time() - touched > 1.0:
+            # the idle timer only needs to hear of progress now and then
+            touched = loop.time()
             alive()
         if found:
             head = piece[:-3]
