@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailwarden.engine.filetype import FileKind
+from mailwarden.engine.filetype import ARCHIVE_KINDS, FileKind
 from mailwarden.engine.heuristics import check as heuristic_check
 from mailwarden.engine.objects import Buffer, ScanObject, WalkContext
 from mailwarden.engine.settings import EngineSettings
@@ -118,24 +118,45 @@ class Engine:
     ) -> None:
         stop_early = not self.settings.all_matches
         heuristics = self.settings.heuristics
+        # An archive's own matches wait until its members are scanned: clamd
+        # reports what it finds inside a container before the container's own
+        # hash, and the name an administrator sees should not depend on the
+        # scanner.  Stack of (depth, findings) for archives on the current path.
+        deferred: list[tuple[int, list[Finding]]] = []
         for obj, kind in walk(ScanObject(data), ctx, as_mail=as_mail):
+            while deferred and obj.depth <= deferred[-1][0]:
+                findings.extend(deferred.pop()[1])
+                if stop_early:
+                    return
             part = display_name(obj.part, limit=400)
-            infected = [
-                Finding(m.name, part, m.engine, official=m.official)
-                for m in self.signatures.match(
-                    obj.data, kind, container=obj.parent_kind, all_matches=not stop_early
-                )
-            ]
-            if self.yara is not None and kind is not FileKind.EMPTY:
-                infected.extend(
-                    Finding(rule, part, "yara", official=False)
-                    for rule in self.yara.match(obj.data)
-                )
-            findings.extend(infected)
-            if stop_early and infected:
-                return
+            infected = self._match(obj, kind, part, all_matches=not stop_early)
+            if stop_early and infected and kind in ARCHIVE_KINDS:
+                deferred.append((obj.depth, infected))
+            elif infected:
+                findings.extend(infected)
+                if stop_early:
+                    return
             for hit in heuristic_check(obj, kind, heuristics):
                 findings.append(Finding(hit.name, part, "heuristics", Category.SUSPICIOUS))
+        while deferred:
+            findings.extend(deferred.pop()[1])
+            if stop_early:
+                return
+
+    def _match(
+        self, obj: ScanObject, kind: FileKind, part: str, *, all_matches: bool
+    ) -> list[Finding]:
+        infected = [
+            Finding(m.name, part, m.engine, official=m.official)
+            for m in self.signatures.match(
+                obj.data, kind, container=obj.parent_kind, all_matches=all_matches
+            )
+        ]
+        if self.yara is not None and kind is not FileKind.EMPTY:
+            infected.extend(
+                Finding(rule, part, "yara", official=False) for rule in self.yara.match(obj.data)
+            )
+        return infected
 
 
 def _verdict(findings: list[Finding], ctx: WalkContext, size: int, seconds: float) -> Verdict:
