@@ -51,6 +51,7 @@ _COMMANDS = (
     "smtp_filter_cmd",
     "smtp_proxy_cmd",
     "milter_cmd",
+    "pop3_proxy_cmd",
     "mda_cmd",
     "pipe_cmd",
     "serve_cmd",

@@ -239,9 +239,132 @@ def _smtp_agent_options(
     )
 
 
+def _download_proxy_options(
+    listen: str, listen_tls: str, server: str, timeout: float
+) -> tuple[Option, ...]:
+    """Options the POP3 and IMAP proxies share, with their own defaults."""
+    return (
+        Option(
+            "listen",
+            listen,
+            "str",
+            "Address the proxy listens on for mail clients, HOST:PORT (plain text, "
+            "STARTTLS/STLS when tls_cert is set).",
+            check=_host_port,
+        ),
+        Option(
+            "listen_tls",
+            listen_tls,
+            "str",
+            "Address of the implicit-TLS listener, used only when tls_cert is set. Empty: none.",
+            check=_host_port,
+        ),
+        Option("server", server, "str", "The real server, HOST:PORT.", check=_host_port),
+        Option(
+            "server_tls",
+            "none",
+            "str",
+            "TLS to the real server: 'none', 'starttls' (upgrade after the greeting) or "
+            "'tls' (implicit TLS). The server's certificate is always verified.",
+            choices=("none", "starttls", "tls"),
+        ),
+        Option(
+            "server_ca_file",
+            "",
+            "str",
+            "CA certificates (PEM) that verify the server's certificate. Empty: the system's CAs.",
+        ),
+        Option(
+            "server_name",
+            "",
+            "str",
+            "Name the server's certificate must carry. Empty: the host of 'server'.",
+        ),
+        Option(
+            "tls_cert",
+            "",
+            "str",
+            "Certificate chain (PEM) the proxy shows to mail clients; enables STARTTLS/STLS "
+            "and the listen_tls listener. Empty: plain text only.",
+        ),
+        Option("tls_key", "", "str", "Private key (PEM) of tls_cert."),
+        Option(
+            "hostname",
+            "",
+            "str",
+            "Name in the warning messages. Empty: [headers] hostname, else the system's host name.",
+        ),
+        Option(
+            "max_message_size",
+            50 * MiB,
+            "size",
+            "Largest message scanned; a larger one is never served (it gets -ERR/NO, or "
+            "the warning with on_failure = 'warning'). Keep it at or below [daemon] "
+            "stream_max_length.",
+            minimum=1024,
+        ),
+        Option(
+            "scan_timeout",
+            150.0,
+            "float",
+            "Seconds to wait for the daemon's verdict; past it the message is an 'error'.",
+            minimum=0.1,
+        ),
+        Option(
+            "timeout",
+            timeout,
+            "float",
+            "Seconds a client may stay silent before the session is closed.",
+            minimum=0.1,
+        ),
+        Option(
+            "server_timeout",
+            120.0,
+            "float",
+            "Seconds to wait for each answer of the real server.",
+            minimum=0.1,
+        ),
+        Option(
+            "max_sessions",
+            200,
+            "int",
+            "Client sessions served at once; one more is answered 'busy' and closed.",
+            minimum=1,
+        ),
+        Option(
+            "on_failure",
+            "error",
+            "str",
+            "A message that cannot be scanned (daemon down, timeout, over the size limit, "
+            "policy 'defer'): 'error' answers -ERR (POP3) or NO (IMAP) for it, so the "
+            "client tries again later; 'warning' serves a warning message in its place. "
+            "Never the unscanned message.",
+            choices=("error", "warning"),
+        ),
+        Option(
+            "infected_original",
+            "keep",
+            "str",
+            "What happens on the server to a message served as a warning: 'keep' leaves "
+            "it; 'delete' deletes it (POP3: DELE in the session; IMAP: \\Deleted and "
+            "UID EXPUNGE of that message).",
+            choices=("keep", "delete"),
+        ),
+        Option(
+            "cache_entries",
+            10000,
+            "int",
+            "Verdicts remembered per process, by user and POP3 UIDL or IMAP mailbox, "
+            "UIDVALIDITY and UID, so a message is scanned once however often it is "
+            "fetched. 0: none.",
+            minimum=0,
+        ),
+    )
+
+
 #: Agents ``mailwarden serve`` can start, by command name; serve/children.py has
 #: one entry for each (a test keeps the two equal).
-SERVE_AGENTS: tuple[str, ...] = ("smtp-filter", "smtp-proxy", "milter")
+SERVE_AGENTS: tuple[str, ...] = ("smtp-filter", "smtp-proxy", "milter", "pop3-proxy")
 
 
 def _check_agents(value: list[str]) -> str | None:
@@ -845,6 +968,13 @@ SECTIONS: tuple[Section, ...] = (
                 "either way; release from one place only.",
             ),
         ),
+    ),
+    Section(
+        "pop3_proxy",
+        "The POP3 scanning proxy (`mailwarden pop3-proxy`), in front of the real POP3 "
+        "server: every RETR and TOP is scanned; an infected message is replaced by a "
+        "warning, one that cannot be scanned gets -ERR. docs/pop3-imap.md explains.",
+        _download_proxy_options("127.0.0.1:1110", "127.0.0.1:1995", "127.0.0.1:110", 600.0),
     ),
     Section(
         "mda",

@@ -66,6 +66,7 @@ AGENTS: Mapping[str, Agent] = {
     "smtp-filter": Agent("smtp_filter", _daemon_socket),
     "smtp-proxy": Agent("smtp_proxy", _daemon_socket),
     "milter": Agent("milter", _daemon_socket, listen_key="socket"),
+    "pop3-proxy": Agent("pop3_proxy", _daemon_socket),
 }
 
 

@@ -1,0 +1,288 @@
+"""A private Dovecot (Debian's dovecot-imapd and dovecot-pop3d) for the download-proxy tests.
+
+Usage::
+
+    dovecot = DovecotInstance.create(root, users={"alice": "secret"}, tls=certs)
+    dovecot.deliver("alice", raw_bytes)            # into alice's Maildir INBOX (new/)
+    dovecot.start()                                # `dovecot -c FILE`, own ports on 127.0.0.1
+    dovecot.ports["imap"], dovecot.ports["pop3s"]  # plain and implicit-TLS listeners
+    dovecot.stop()                                 # by PID
+
+Everything lives below ``root``: its own base_dir, state, log, a passwd-file
+of test users and their Maildirs, owned by the unprivileged ``mail_uid`` the
+users run as.  :func:`make_certs` writes a CA and a server certificate for
+``localhost``/``127.0.0.1`` with openssl, for TLS on both sides of a proxy.
+
+SECURITY: test-only.  Needs root (Dovecot drops to its login and mail users);
+listens on loopback only; stopped by the PID Dovecot writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DOVECOT = "/usr/sbin/dovecot"
+
+
+def available() -> str | None:
+    """Why a private Dovecot cannot run here, or None when it can."""
+    if not Path(DOVECOT).exists():
+        return "dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)"
+    for binary in ("imap", "pop3"):
+        if not Path(f"/usr/lib/dovecot/{binary}").exists():
+            return f"dovecot's {binary} is missing (apt-get install dovecot-{binary}d)"
+    if os.geteuid() != 0:
+        return "a private Dovecot needs root"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Certs:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_certs(folder: Path, name: str = "localhost") -> Certs:
+    """A CA and a certificate it signed for ``name`` and 127.0.0.1 (openssl)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (
+        folder / f"{n}" for n in ("ca.key", "ca.pem", f"{name}.key", f"{name}.csr", f"{name}.pem")
+    )
+    ext = folder / f"{name}.ext"
+    ext.write_text(f"subjectAltName=DNS:{name},IP:127.0.0.1\n")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    if not ca.exists():
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key),
+                "-out", str(ca), "-days", "2", "-subj", "/CN=mailwarden test CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+            "-subj", f"/CN={name}")  # fmt: skip
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
+    key.chmod(0o644)  # Dovecot reads it as root; the proxy under test as whoever runs it
+    return Certs(ca, cert, key)
+
+
+@dataclass
+class DovecotInstance:
+    root: Path
+    users: dict[str, str]
+    ports: dict[str, int]
+    mail_uid: int
+    mail_gid: int
+    certs: Certs | None = None
+    _started: bool = field(default=False, repr=False)
+
+    @classmethod
+    def create(
+        cls, root: Path, *, users: dict[str, str], certs: Certs | None = None
+    ) -> DovecotInstance:
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o755)
+        nobody = pwd.getpwnam("nobody")
+        ports = {k: _free_port() for k in ("imap", "imaps", "pop3", "pop3s")}
+        inst = cls(root, dict(users), ports, nobody.pw_uid, nobody.pw_gid, certs)
+        inst._write_config()
+        for user in users:
+            inst.maildir(user)
+        return inst
+
+    @property
+    def config(self) -> Path:
+        return self.root / "dovecot.conf"
+
+    def maildir(self, user: str) -> Path:
+        base = self.root / "mail" / user
+        for sub in ("cur", "new", "tmp"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        for path in (self.root / "mail", base, *(base / s for s in ("cur", "new", "tmp"))):
+            os.chown(path, self.mail_uid, self.mail_gid)
+        return base
+
+    def deliver(self, user: str, raw: bytes, *, name: str | None = None) -> Path:
+        """Put ``raw`` (LF line ends, as Maildir keeps them) into ``user``'s new/."""
+        base = self.maildir(user)
+        name = name or f"{time.time_ns()}.P{os.getpid()}.mwtest"
+        path = base / "new" / name
+        path.write_bytes(raw.replace(b"\r\n", b"\n"))
+        os.chown(path, self.mail_uid, self.mail_gid)
+        return path
+
+    def _write_config(self) -> None:
+        root = self.root
+        (root / "run").mkdir(exist_ok=True)
+        (root / "state").mkdir(exist_ok=True)
+        passwd = root / "passwd"
+        home = root / "home"
+        home.mkdir(exist_ok=True)
+        passwd.write_text(
+            "".join(
+                f"{u}:{{PLAIN}}{p}:{self.mail_uid}:{self.mail_gid}::{home / u}::\n"
+                for u, p in self.users.items()
+            )
+        )
+        tls = (
+            f"ssl = yes\nssl_cert = <{self.certs.cert}\nssl_key = <{self.certs.key}\n"
+            if self.certs
+            else "ssl = no\n"
+        )
+        p = self.ports
+        imaps = f"inet_listener imaps {{\n    port = {p['imaps']}\n    ssl = yes\n  }}\n"
+        pop3s = f"inet_listener pop3s {{\n    port = {p['pop3s']}\n    ssl = yes\n  }}\n"
+        self.config.write_text(
+            f"""\
+base_dir = {root / "run"}
+state_dir = {root / "state"}
+log_path = {root / "dovecot.log"}
+instance_name = mwtest-{p["imap"]}
+protocols = imap pop3
+listen = 127.0.0.1
+{tls}disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+mail_location = maildir:{root / "mail"}/%u
+mail_fsync = never
+pop3_uidl_format = %08Xu%08Xv
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {passwd}
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {passwd}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {p["imap"]}
+  }}
+  {imaps if self.certs else ""}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {p["pop3"]}
+  }}
+  {pop3s if self.certs else ""}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+        )
+
+    def start(self) -> None:
+        subprocess.run([DOVECOT, "-c", str(self.config)], check=True, timeout=60)
+        self._started = True
+        deadline = time.monotonic() + 30
+        for port in (self.ports["imap"], self.ports["pop3"]):
+            while True:
+                with socket.socket() as probe:
+                    probe.settimeout(0.5)
+                    if probe.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"dovecot did not listen: {self.log()}")
+                time.sleep(0.05)
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.root / "run" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if not self._started or pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._started = False
+
+    def log(self) -> str:
+        try:
+            return (self.root / "dovecot.log").read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --- the mail the download-proxy tests seed -------------------------------------------
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+def clean_message(n: int, *, body: bytes = b"") -> bytes:
+    """A plain message whose body has a line starting with a dot (dot-stuffing)."""
+    return (
+        b"From: Sender %d <sender%d@example.net>\n"
+        b"To: user@example.org\n"
+        b"Subject: clean message %d\n"
+        b"Date: Fri, 27 Nov 2026 10:00:00 +0000\n"
+        b"Message-ID: <clean-%d@example.net>\n"
+        b"\n"
+        b"Hello, message %d.\n"
+        b".a line that starts with a dot\n"
+        b"..and one with two\n" % (n, n, n, n, n)
+    ) + (body or b"The end.\n")
+
+
+def infected_message(n: int) -> bytes:
+    """A multipart message with EICAR as a base64 attachment, padded to a size the
+    warning fits in."""
+    import base64
+
+    payload = base64.encodebytes(EICAR).replace(b"\n", b"\n")
+    filler = b"".join(b"Line %03d of the text part, to give the message some size.\n" % i
+                      for i in range(30))  # fmt: skip
+    return (
+        b"From: Mallory <mallory@example.net>\n"
+        b"To: user@example.org\n"
+        b"Subject: infected message %d\n"
+        b"Date: Fri, 27 Nov 2026 11:00:00 +0000\n"
+        b"Message-ID: <infected-%d@example.net>\n"
+        b"MIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="b1"\n'
+        b"\n"
+        b"--b1\n"
+        b"Content-Type: text/plain\n"
+        b"\n" + filler + b"--b1\n"
+        b'Content-Type: application/octet-stream; name="eicar.com"\n'
+        b"Content-Transfer-Encoding: base64\n"
+        b'Content-Disposition: attachment; filename="eicar.com"\n'
+        b"\n" + payload + b"--b1--\n"
+    ) % (n, n)
+
+
+def tiny_infected_message() -> bytes:
+    """EICAR as the whole body of a message too small for the warning's usual size."""
+    return b"Subject: tiny\nMessage-ID: <tiny@example.net>\n\n" + EICAR + b"\n"
