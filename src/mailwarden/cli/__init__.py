@@ -54,13 +54,14 @@ _COMMANDS = (
     "pop3_proxy_cmd",
     "mda_cmd",
     "pipe_cmd",
+    "qmail_queue_cmd",
     "serve_cmd",
 )
 
 #: Commands the MTA runs once per message: ``main`` hands them their arguments
 #: directly (no other subcommand is imported, and a usage error exits with
 #: their sysexits code rather than argparse's 2, a permanent failure to an MTA).
-_PER_MESSAGE = {"mda": "mda_cmd", "pipe": "pipe_cmd"}
+_PER_MESSAGE = {"mda": "mda_cmd", "pipe": "pipe_cmd", "qmail-queue": "qmail_queue_cmd"}
 
 
 def build_parser() -> argparse.ArgumentParser:

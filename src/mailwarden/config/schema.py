@@ -424,6 +424,33 @@ _MDA_EXIT_CODES: tuple[tuple[str, int, str], ...] = (
 )
 
 
+def _daemon_use_options(deferred: str, waiting: str) -> tuple[Option, ...]:
+    """``daemon_socket``, ``connect_timeout`` and ``scan_timeout`` of an agent section."""
+    return (
+        Option(
+            "daemon_socket",
+            "",
+            "str",
+            "The daemon's unix socket. Empty: the [daemon] socket value.",
+        ),
+        Option(
+            "connect_timeout",
+            5.0,
+            "float",
+            f"Seconds to connect to the daemon; past it the message is an 'error' ({deferred}).",
+            minimum=0.1,
+        ),
+        Option(
+            "scan_timeout",
+            120.0,
+            "float",
+            f"Seconds to wait for the daemon's verdict; past it the message is an 'error'. "
+            f"{waiting}",
+            minimum=0.1,
+        ),
+    )
+
+
 SECTIONS: tuple[Section, ...] = (
     Section(
         "engine",
@@ -1024,6 +1051,55 @@ SECTIONS: tuple[Section, ...] = (
                     check=_exit_code if default == 0 else _failure_code,
                 )
                 for key, default, doc in _MDA_EXIT_CODES
+            ),
+        ),
+    ),
+    Section(
+        "qmail",
+        "`mailwarden qmail-queue`: a drop-in qmail-queue run through QMAILQUEUE (netqmail, "
+        "notqmail) or in place of the renamed original. It scans each message, then runs the "
+        "real qmail-queue with it, or exits with qmail-queue's own codes (31 refused, 71 "
+        "deferred, 91 bad envelope). docs/qmail.md has the recipe.",
+        (
+            Option(
+                "qmail_queue",
+                "/var/qmail/bin/qmail-queue",
+                "str",
+                "The real qmail-queue, run with the message when the policy lets it pass. With "
+                "QMAILQUEUE the original stays where it is; after renaming it, name the new path "
+                "(such as /var/qmail/bin/qmail-queue.orig). --qmail-queue overrides it.",
+            ),
+            Option(
+                "spool_threshold",
+                1 * MiB,
+                "size",
+                "Messages larger than this are read into an unlinked temporary file instead "
+                "of memory.",
+                minimum=4096,
+            ),
+            *_daemon_use_options(
+                "deferred by default: exit 71",
+                "qmail-smtpd's timeoutsmtpd runs while it waits: keep this below it.",
+            ),
+        ),
+    ),
+    Section(
+        "zmailer",
+        "`mailwarden zmailer-filter`: the content filter program of ZMailer's smtpserver "
+        "(PARAM contentfilter in smtpserver.conf). smtpserver starts it once and hands it "
+        "the path of each received message file; it answers with one status line. "
+        "docs/zmailer.md has the recipe.",
+        (
+            Option(
+                "postoffice",
+                "",
+                "str",
+                "Folder that relative message file paths start from. Empty: the current "
+                "folder, which smtpserver sets to $POSTOFFICE before starting the filter.",
+            ),
+            *_daemon_use_options(
+                "deferred by default: a 4xx reply",
+                "smtpserver's client is waiting for the reply to DATA meanwhile.",
             ),
         ),
     ),
