@@ -8,6 +8,8 @@ Usage::
     dovecot.ports["imap"], dovecot.ports["pop3s"]  # plain and implicit-TLS listeners
     dovecot.stop()                                 # by PID
 
+:func:`proxy_rig` adds mailwarden's daemon and a download proxy in front.
+
 Everything lives below ``root``: its own base_dir, state, log, a passwd-file
 of test users and their Maildirs, owned by the unprivileged ``mail_uid`` the
 users run as.  :func:`make_certs` writes a CA and a server certificate for
@@ -26,9 +28,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DOVECOT = "/usr/sbin/dovecot"
 
@@ -286,3 +291,136 @@ def infected_message(n: int) -> bytes:
 def tiny_infected_message() -> bytes:
     """EICAR as the whole body of a message too small for the warning's usual size."""
     return b"Subject: tiny\nMessage-ID: <tiny@example.net>\n\n" + EICAR + b"\n"
+
+
+# --- a private Dovecot with mailwarden's daemon and one download proxy in front -----------
+
+PASSWORD = "secret"  # noqa: S105 - a test user of the private Dovecot
+DOMAIN = "example.org"
+USERS = ("alice", "bob", "carol", "erin", "dave")
+
+
+def login(name: str) -> str:
+    return f"{name}@{DOMAIN}"
+
+
+@dataclass
+class ProxyRig:
+    """Dovecot, the daemon and ``mailwarden KIND-proxy`` (``stack`` is the agent tests'
+    ``intercept.harness.Stack``)."""
+
+    dovecot: DovecotInstance
+    stack: Any
+    certs: Certs
+    kind: str
+    port: int
+    tls_port: int
+
+    @property
+    def direct(self) -> int:
+        return self.dovecot.ports[self.kind]
+
+    def extra_proxy(
+        self, name: str, *, daemon_socket: str, changes: dict[str, str] | None = None
+    ) -> int:
+        """Another proxy on the same Dovecot with some keys of its section changed (no
+        TLS listener: the main proxy holds that port); returns its port."""
+        text = self.stack.config.read_text()
+        for old, new in {
+            f'listen_tls = "127.0.0.1:{self.tls_port}"': 'listen_tls = ""',
+            **(changes or {}),
+        }.items():
+            if old not in text:
+                raise AssertionError(f"{old!r} is not in the configuration")
+            text = text.replace(old, new)
+        config = self.stack.root / f"{name}.toml"
+        config.write_text(text)
+        port = _free_port()
+        args = [f"{self.kind}-proxy", "-c", str(config), "--listen", f"127.0.0.1:{port}",
+                "--daemon-socket", daemon_socket]  # fmt: skip
+        proc = self.stack._spawn(name, args)
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            if proc.popen.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not start: {proc.output()}")
+            time.sleep(0.05)
+        return port
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def seed(dovecot: DovecotInstance, user: str) -> None:
+    """Mailbox order: clean 1, infected 1, clean 2, tiny infected, clean 3 (no final
+    line end)."""
+    for i, raw in enumerate(
+        [clean_message(1), infected_message(1), clean_message(2), tiny_infected_message(),
+         clean_message(3, body=b"no final line end")]
+    ):  # fmt: skip
+        dovecot.deliver(login(user), raw, name=f"{1000 + i}.M{i}.mwtest")
+
+
+@contextlib.contextmanager
+def proxy_rig(kind: str, stack_factory: Callable[[Path, str], Any]) -> Iterator[ProxyRig]:
+    """Dovecot with every test user's Maildir seeded and TLS (its own CA), the daemon,
+    and ``mailwarden KIND-proxy`` with STARTTLS/STLS to Dovecot (verified against the
+    test CA) and its own certificate towards clients.  ``bob@example.org`` has a
+    per-user policy: infected mail is tagged instead of replaced."""
+    root = Path(tempfile.mkdtemp(prefix=f"mw{kind}-"))
+    root.chmod(0o755)
+    certs = make_certs(root / "certs")
+    dovecot = DovecotInstance.create(
+        root / "dovecot", users={login(u): PASSWORD for u in USERS}, certs=certs
+    )
+    for user in USERS:
+        seed(dovecot, user)
+    port, tls_port = _free_port(), _free_port()
+    stack = stack_factory(
+        root / "mw",
+        f"""
+[[policy.override]]
+recipients = ["bob@{DOMAIN}"]
+infected = "tag"
+
+[{kind}_proxy]
+server = "127.0.0.1:{dovecot.ports[kind]}"
+server_tls = "starttls"
+server_ca_file = "{certs.ca}"
+server_name = "localhost"
+tls_cert = "{certs.cert}"
+tls_key = "{certs.key}"
+listen_tls = "127.0.0.1:{tls_port}"
+hostname = "gw.{DOMAIN}"
+""",
+    )
+    try:
+        dovecot.start()
+        stack.start_daemon()
+        stack.start_agent(kind, f"{kind}-proxy", port)
+        yield ProxyRig(dovecot, stack, certs, kind, port, tls_port)
+    finally:
+        stack.stop_all()
+        dovecot.stop()
+    if not os.environ.get("MAILWARDEN_KEEP_TEST_ROOT"):
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def rig_fixture(kind: str, stack_factory: Callable[[Path, str], Any]) -> Any:
+    """A module-scoped pytest fixture named ``kind`` yielding :func:`proxy_rig`'s rig;
+    skips without Dovecot or root (fails under CI)."""
+    import pytest
+
+    from support.tools import missing
+
+    @pytest.fixture(scope="module", name=kind)
+    def fixture() -> Iterator[ProxyRig]:
+        why = available()
+        if why:
+            missing(why)
+        with proxy_rig(kind, stack_factory) as rig:
+            yield rig
+
+    return fixture

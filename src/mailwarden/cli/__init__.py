@@ -52,6 +52,7 @@ _COMMANDS = (
     "smtp_proxy_cmd",
     "milter_cmd",
     "pop3_proxy_cmd",
+    "imap_proxy_cmd",
     "mda_cmd",
     "pipe_cmd",
     "qmail_queue_cmd",

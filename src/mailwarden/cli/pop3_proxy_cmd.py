@@ -13,6 +13,7 @@ and 1995 on loopback by default need no privilege).  See
 from __future__ import annotations
 
 import argparse
+import importlib
 import textwrap
 from typing import TYPE_CHECKING
 
@@ -76,22 +77,41 @@ def proxy_settings(args: argparse.Namespace, section: str) -> ProxySettings:
     )
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register_proxy(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    kind: str,
+    *,
+    help_text: str,
+    description: str,
+    epilog: str,
+) -> None:
+    """The subcommand of a download proxy: ``kind`` is ``pop3`` or ``imap``."""
     parser = sub.add_parser(
-        "pop3-proxy",
-        help="POP3 proxy that scans every retrieved message",
-        description=DESCRIPTION,
-        epilog=EPILOG,
+        f"{kind}-proxy",
+        help=help_text,
+        description=description,
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_proxy_options(parser, section="pop3_proxy")
-    parser.set_defaults(func=run)
+    add_proxy_options(parser, section=f"{kind}_proxy")
+    parser.set_defaults(func=lambda args: run_proxy(args, kind))
 
 
-def run(args: argparse.Namespace) -> int:
-    from mailwarden.intercept.pop3 import run_pop3_proxy
+def run_proxy(args: argparse.Namespace, kind: str) -> int:
+    from mailwarden.intercept.download.serve import run_download_proxy
 
-    config = config_from_args(args)
-    settings = proxy_settings(args, "pop3_proxy")
-    setup_logging("pop3-proxy", verbose=args.verbose)
-    return run_pop3_proxy(settings, config)
+    protocol = getattr(importlib.import_module(f"mailwarden.intercept.{kind}"), kind.upper())
+    settings = proxy_settings(args, f"{kind}_proxy")
+    setup_logging(f"{kind}-proxy", verbose=args.verbose)
+    code: int = run_download_proxy(settings, config_from_args(args), protocol)
+    return code
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    register_proxy(
+        sub,
+        "pop3",
+        help_text="POP3 proxy that scans every retrieved message",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+    )

@@ -364,7 +364,13 @@ def _download_proxy_options(
 
 #: Agents ``mailwarden serve`` can start, by command name; serve/children.py has
 #: one entry for each (a test keeps the two equal).
-SERVE_AGENTS: tuple[str, ...] = ("smtp-filter", "smtp-proxy", "milter", "pop3-proxy")
+SERVE_AGENTS: tuple[str, ...] = (
+    "smtp-filter",
+    "smtp-proxy",
+    "milter",
+    "pop3-proxy",
+    "imap-proxy",
+)
 
 
 def _check_agents(value: list[str]) -> str | None:
@@ -1002,6 +1008,15 @@ SECTIONS: tuple[Section, ...] = (
         "server: every RETR and TOP is scanned; an infected message is replaced by a "
         "warning, one that cannot be scanned gets -ERR. docs/pop3-imap.md explains.",
         _download_proxy_options("127.0.0.1:1110", "127.0.0.1:1995", "127.0.0.1:110", 600.0),
+    ),
+    Section(
+        "imap_proxy",
+        "The IMAP scanning proxy (`mailwarden imap-proxy`), in front of the real IMAP "
+        "server: every FETCH of message content is answered from the whole message, "
+        "scanned once; an infected message is replaced by a warning, one that cannot be "
+        "scanned is answered NO. docs/pop3-imap.md explains.",
+        # IDLE clients stay connected for 29 minutes between commands (RFC 9051)
+        _download_proxy_options("127.0.0.1:1143", "127.0.0.1:1993", "127.0.0.1:143", 1860.0),
     ),
     Section(
         "mda",

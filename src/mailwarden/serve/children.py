@@ -67,6 +67,7 @@ AGENTS: Mapping[str, Agent] = {
     "smtp-proxy": Agent("smtp_proxy", _daemon_socket),
     "milter": Agent("milter", _daemon_socket, listen_key="socket"),
     "pop3-proxy": Agent("pop3_proxy", _daemon_socket),
+    "imap-proxy": Agent("imap_proxy", _daemon_socket),
 }
 
 

@@ -10,9 +10,7 @@ import ssl
 
 import pytest
 
-from intercept.harness import free_port, port_open, wait_until
-from intercept.pop3.conftest import PASSWORD, Pop3Rig, login
-from support.dovecot import EICAR, make_certs
+from support.dovecot import EICAR, PASSWORD, ProxyRig, login, make_certs
 
 CLEAN = (1, 3, 5)
 INFECTED = 2
@@ -31,7 +29,7 @@ def retr(box: poplib.POP3, n: int) -> tuple[bytes, bytes]:
     return status, b"\r\n".join(lines) + b"\r\n"
 
 
-def test_clean_messages_pass_byte_for_byte(pop3: Pop3Rig) -> None:
+def test_clean_messages_pass_byte_for_byte(pop3: ProxyRig) -> None:
     direct, proxied = connect(pop3.direct, "alice"), connect(pop3.port, "alice")
     try:
         for n in CLEAN:
@@ -43,7 +41,7 @@ def test_clean_messages_pass_byte_for_byte(pop3: Pop3Rig) -> None:
         proxied.quit()
 
 
-def test_an_infected_message_arrives_as_a_warning_of_the_same_size(pop3: Pop3Rig) -> None:
+def test_an_infected_message_arrives_as_a_warning_of_the_same_size(pop3: ProxyRig) -> None:
     box = connect(pop3.port, "alice")
     try:
         listed = int(box.list(INFECTED).split()[2])
@@ -63,7 +61,7 @@ def test_an_infected_message_arrives_as_a_warning_of_the_same_size(pop3: Pop3Rig
     assert "Eicar" in warning.get_payload()
 
 
-def test_list_stat_and_uidl_match_what_the_client_receives(pop3: Pop3Rig) -> None:
+def test_list_stat_and_uidl_match_what_the_client_receives(pop3: ProxyRig) -> None:
     direct, box = connect(pop3.direct, "carol"), connect(pop3.port, "carol")
     try:
         assert box.uidl()[1] == direct.uidl()[1]
@@ -86,7 +84,7 @@ def test_list_stat_and_uidl_match_what_the_client_receives(pop3: Pop3Rig) -> Non
         box.quit()
 
 
-def test_top_of_an_infected_message_is_the_top_of_the_warning(pop3: Pop3Rig) -> None:
+def test_top_of_an_infected_message_is_the_top_of_the_warning(pop3: ProxyRig) -> None:
     box = connect(pop3.port, "alice")
     try:
         head = b"\r\n".join(box.top(INFECTED, 0)[1])
@@ -98,7 +96,7 @@ def test_top_of_an_infected_message_is_the_top_of_the_warning(pop3: Pop3Rig) -> 
     assert b"multipart" not in head
 
 
-def test_the_login_name_selects_the_users_policy(pop3: Pop3Rig) -> None:
+def test_the_login_name_selects_the_users_policy(pop3: ProxyRig) -> None:
     box = connect(pop3.port, "bob")
     try:
         data = retr(box, INFECTED)[1]
@@ -112,7 +110,7 @@ def test_the_login_name_selects_the_users_policy(pop3: Pop3Rig) -> None:
     assert listed == len(data)
 
 
-def test_stls_and_implicit_tls_with_the_proxys_certificate(pop3: Pop3Rig) -> None:
+def test_stls_and_implicit_tls_with_the_proxys_certificate(pop3: ProxyRig) -> None:
     ctx = ssl.create_default_context(cafile=str(pop3.certs.ca))
     box = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
     assert "STLS" in box.capa()
@@ -129,28 +127,8 @@ def test_stls_and_implicit_tls_with_the_proxys_certificate(pop3: Pop3Rig) -> Non
     secure.quit()
 
 
-def _extra_proxy(
-    pop3: Pop3Rig, name: str, *, daemon_socket: str, changes: dict[str, str] | None = None
-) -> int:
-    """Another pop3-proxy on the same Dovecot, its [pop3_proxy] keys changed (no TLS
-    listener: the main proxy holds that port)."""
-    text = pop3.stack.config.read_text()
-    for old, new in {f'listen_tls = "127.0.0.1:{pop3.tls_port}"': 'listen_tls = ""',
-                     **(changes or {})}.items():  # fmt: skip
-        assert old in text
-        text = text.replace(old, new)
-    config = pop3.stack.root / f"{name}.toml"
-    config.write_text(text)
-    port = free_port()
-    args = ["pop3-proxy", "-c", str(config), "--listen", f"127.0.0.1:{port}",
-            "--daemon-socket", daemon_socket]  # fmt: skip
-    proc = pop3.stack._spawn(name, args)
-    wait_until(lambda: proc.popen.poll() is None and port_open(port), 30, name)
-    return port
-
-
-def test_daemon_down_gives_err_for_every_message_never_the_message(pop3: Pop3Rig) -> None:
-    port = _extra_proxy(pop3, "pop3-nodaemon", daemon_socket=str(pop3.stack.root / "none"))
+def test_daemon_down_gives_err_for_every_message_never_the_message(pop3: ProxyRig) -> None:
+    port = pop3.extra_proxy("pop3-nodaemon", daemon_socket=str(pop3.stack.root / "none"))
     box = connect(port, "alice")
     try:
         for n in (1, INFECTED):
@@ -163,9 +141,8 @@ def test_daemon_down_gives_err_for_every_message_never_the_message(pop3: Pop3Rig
         box.quit()
 
 
-def test_on_failure_warning_serves_a_warning_instead(pop3: Pop3Rig) -> None:
-    port = _extra_proxy(
-        pop3,
+def test_on_failure_warning_serves_a_warning_instead(pop3: ProxyRig) -> None:
+    port = pop3.extra_proxy(
         "pop3-warn",
         daemon_socket=str(pop3.stack.root / "none"),
         changes={'server_tls = "starttls"': 'server_tls = "starttls"\non_failure = "warning"'},
@@ -180,10 +157,9 @@ def test_on_failure_warning_serves_a_warning_instead(pop3: Pop3Rig) -> None:
     assert b"X-Virus-Status: Unscanned" in data
 
 
-def test_a_server_with_an_untrusted_certificate_is_refused(pop3: Pop3Rig) -> None:
+def test_a_server_with_an_untrusted_certificate_is_refused(pop3: ProxyRig) -> None:
     wrong = make_certs(pop3.stack.root / "other-ca")  # not the CA that signed Dovecot's
-    port = _extra_proxy(
-        pop3,
+    port = pop3.extra_proxy(
         "pop3-badca",
         daemon_socket=pop3.stack.socket,
         changes={f'server_ca_file = "{pop3.certs.ca}"': f'server_ca_file = "{wrong.ca}"'},

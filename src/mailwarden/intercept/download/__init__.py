@@ -6,12 +6,13 @@ Public API::
     scanner = DownloadScanner(pipeline, agent="imap-proxy", ...)
     served = await scanner.check(raw, user=..., key=..., client=..., ref=...)
     warning_message(raw, found=..., status=..., note=..., host=..., size=len(raw))
-    server = ProxyServer(settings, pipeline, session=..., busy=..., tls_context=...)
+    server = await start_download_proxy(settings, config, IMAP)   # IMAP: imap.session
 
 Modules: ``settings``, ``tls`` (both sides' contexts, connecting to the
 server), ``listener`` (plain and implicit-TLS listeners), ``verdicts`` (the
 pipeline, the outcome mapping and the verdict cache), ``warning`` (the
-replacement message).
+replacement message), ``login`` (the user name from SASL), ``session`` (what
+both protocols' sessions share), ``serve`` (:func:`start_download_proxy`).
 
 SECURITY: see each module.  In short: nothing reaches a client unless the
 daemon scanned it and the policy accepted it; a failure serves an error (or
@@ -19,6 +20,7 @@ a warning), never the original.
 """
 
 from mailwarden.intercept.download.listener import Client, ProxyServer
+from mailwarden.intercept.download.login import sasl_user
 from mailwarden.intercept.download.settings import ProxySettings
 from mailwarden.intercept.download.tls import (
     client_context,
@@ -48,6 +50,7 @@ __all__ = [
     "header_fields",
     "open_server",
     "pad",
+    "sasl_user",
     "server_context",
     "upgrade_server",
     "warning_message",

@@ -2,17 +2,17 @@
 
 Public API::
 
-    server = await start_pop3_proxy(settings, config)   # ProxySettings for [pop3_proxy]
-    run_pop3_proxy(settings, config)                    # the process
+    server = await start_download_proxy(settings, config, POP3)   # [pop3_proxy] settings
+    run_download_proxy(settings, config, POP3)                    # the process
 
 Modules: ``codec`` (multi-line responses, dot-stuffing, TOP, CAPA),
-``session`` (one client, relayed and scanned), ``proxy`` (wiring).
+``session`` (one client, relayed and scanned); :data:`POP3` says how
+``download.serve`` starts it.
 
 SECURITY: see ``session``: every RETR and TOP is scanned before a byte of
 the message reaches the client; failures answer ``-ERR``.
 """
 
-from mailwarden.intercept.pop3.proxy import build_scanner, run_pop3_proxy, start_pop3_proxy
-from mailwarden.intercept.pop3.session import Pop3Session
+from mailwarden.intercept.pop3.session import POP3, Pop3Session
 
-__all__ = ["Pop3Session", "build_scanner", "run_pop3_proxy", "start_pop3_proxy"]
+__all__ = ["POP3", "Pop3Session"]

@@ -31,21 +31,17 @@ failed is never sent.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import contextlib
 import logging
-import ssl
+from typing import Any
 
 from mailwarden.intercept.download import (
-    Client,
-    DownloadScanner,
     Kind,
-    ProxySettings,
     Served,
-    open_server,
     upgrade_server,
 )
+from mailwarden.intercept.download.login import sasl_user
+from mailwarden.intercept.download.serve import ProxyProtocol
+from mailwarden.intercept.download.session import ProxySession
 from mailwarden.intercept.pop3.codec import (
     Pop3Error,
     TooLarge,
@@ -66,30 +62,15 @@ MAX_COMMAND = 1024
 _ALL_LINES = b"999999999"
 
 
-class Pop3Session:
+class Pop3Session(ProxySession):
     """See the module documentation."""
 
-    def __init__(
-        self,
-        client: Client,
-        settings: ProxySettings,
-        scanner: DownloadScanner,
-        *,
-        client_tls: ssl.SSLContext | None,
-        server_tls: ssl.SSLContext | None,
-    ) -> None:
-        self.client = client
-        self.settings = settings
-        self.scanner = scanner
-        self.client_tls = client_tls
-        self.server_tls = server_tls
-        self.user: str | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._pending_user: str | None = None
         self._uidls: dict[int, bytes] | None = None
         #: messages the proxy itself deleted on the server (infected_original = delete)
         self._deleted: set[int] = set()
-        self.reader: asyncio.StreamReader
-        self.writer: asyncio.StreamWriter
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -113,10 +94,6 @@ class Pop3Session:
         await self.writer.drain()
         return await self._server_line()
 
-    async def _send(self, data: bytes) -> None:
-        self.client.writer.write(data)
-        await self.client.writer.drain()
-
     async def _client_line(self) -> bytes:
         try:
             line = await asyncio.wait_for(
@@ -132,34 +109,17 @@ class Pop3Session:
 
     # --- the session ----------------------------------------------------------------
 
-    async def run(self) -> None:
-        try:
-            self.reader, self.writer = await open_server(
-                self.settings, self.server_tls, limit=1024 * 1024
-            )
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
-            log.warning("cannot reach the POP3 server: %s", exc)
-            await self._send(b"-ERR [SYS/TEMP] The mail server is not reachable\r\n")
-            return
-        try:
-            greeting = await self._server_line()
-            if self.settings.server_tls == "starttls":
-                if not ok(await self._ask(b"STLS")):
-                    raise Pop3Error("the server refused STLS")
-                await upgrade_server(self.settings, self.writer, self.server_tls)
-            await self._send(greeting)
-            while True:
-                line = await self._client_line()
-                if not line:
-                    return
-                if not await self._command(line):
-                    return
-        except (Pop3Error, TimeoutError, ssl.SSLError) as exc:
-            log.warning("session from %s: %s", self.client.address, exc)
-            with contextlib.suppress(OSError):
-                await self._send(b"-ERR [SYS/TEMP] Proxy error, closing the connection\r\n")
-        finally:
-            self.writer.close()
+    unreachable = b"-ERR [SYS/TEMP] The mail server is not reachable\r\n"
+    broken = b"-ERR [SYS/TEMP] Proxy error, closing the connection\r\n"
+    errors = (Pop3Error,)
+
+    async def _greet(self) -> None:
+        greeting = await self._server_line()
+        if self.settings.server_tls == "starttls":
+            if not ok(await self._ask(b"STLS")):
+                raise Pop3Error("the server refused STLS")
+            await upgrade_server(self.settings, self.writer, self.server_tls)
+        await self._send(greeting)
 
     async def _command(self, line: bytes) -> bool:
         """Handle one client command; False once the session is over."""
@@ -200,10 +160,6 @@ class Pop3Session:
             if verb == b"QUIT":
                 return False
         return True
-
-    def _logged_in(self, user: str) -> None:
-        self.user = user
-        log.info("session from %s: user %s logged in", self.client.address, user)
 
     # --- retrieval --------------------------------------------------------------------
 
@@ -350,7 +306,7 @@ class Pop3Session:
             answers.append(reply.strip())
             status = await self._ask(reply.rstrip(b"\r\n"))
         if ok(status):
-            name = _sasl_user(args[0].upper(), answers)
+            name = sasl_user(args[0], answers)
             if name:
                 self._logged_in(name)
         await self._send(status)
@@ -361,16 +317,7 @@ class Pop3Session:
             await self._ask(b"DELE %d" % n)
 
 
-def _sasl_user(mechanism: bytes, answers: list[bytes]) -> str | None:
-    """The login name from the client's SASL answers (PLAIN: authzid or authcid;
-    LOGIN: the first answer)."""
-    try:
-        if mechanism == b"PLAIN" and answers:
-            parts = base64.b64decode(answers[0], validate=True).split(b"\0")
-            if len(parts) == 3:
-                return (parts[0] or parts[1]).decode("utf-8", "replace")
-        if mechanism == b"LOGIN" and answers:
-            return base64.b64decode(answers[0], validate=True).decode("utf-8", "replace")
-    except (binascii.Error, ValueError):
-        return None
-    return None
+#: how ``mailwarden pop3-proxy`` starts (``download.serve``)
+POP3 = ProxyProtocol(
+    "pop3-proxy", Pop3Session, busy=b"-ERR [SYS/TEMP] Too many sessions, try again later\r\n"
+)
