@@ -56,6 +56,7 @@ _COMMANDS = (
     "mda_cmd",
     "pipe_cmd",
     "qmail_queue_cmd",
+    "zmailer_filter_cmd",
     "serve_cmd",
 )
 
