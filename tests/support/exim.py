@@ -1,0 +1,282 @@
+"""A private Exim instance from Debian's packages, unpacked in its own root, for tests.
+
+Debian's exim4 packages conflict with postfix, so Exim is not installed:
+``exim4-daemon-heavy`` (the build with content scanning), ``exim4-base``
+and ``exim4-config`` are fetched with ``apt-get download`` and unpacked with
+``dpkg -x`` into a root of their own (:func:`exim_root`; ``scripts/bootstrap``
+does it once for CI, with the binary's libraries and the ``Debian-exim``
+user it was built to run as).  Each instance runs that binary with
+``-C CONFIG``: its own spool, log and pid file, one loopback port::
+
+    root = exim_root()                              # unpacked packages (or None)
+    ex = EximInstance.create(tmp / "exim", root, port=..., relay_port=...,
+                             av_scanner="clamd:/run/mailwarden/daemon.sock")
+    ex.start()                                      # exim4 -C ... -bdf, by PID
+    ex.stop()
+
+Everything is relayed to ``[127.0.0.1]:relay_port`` (a sink in the test).
+With ``av_scanner``, the DATA ACL denies what the ``malware`` condition
+finds, and defers (451) when the scanner cannot be asked: the condition is
+used without ``/defer_ok``.  With ``filter_port`` and ``return_port``, the
+content-filter route is configured as well (docs/exim.md): mail not yet
+received on ``return_port`` goes to ``mailwarden smtp-filter`` on
+``filter_port``, which hands it back on ``return_port``.
+
+SECURITY: test-only.  Needs root (Exim starts as root and runs as
+Debian-exim); listens on 127.0.0.1 only and is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGES = ("exim4-daemon-heavy", "exim4-base", "exim4-config")
+#: where the unpacked packages live unless $MAILWARDEN_EXIM_ROOT says otherwise: not below
+#: a home folder, because Exim runs itself again as Debian-exim, which must reach the binary
+DEFAULT_ROOT = Path("/var/cache/mailwarden-tests/exim-root")
+BINARY = "usr/sbin/exim4"
+#: the user Debian's exim4 is built to run as (EXIM_USER)
+EXIM_USER = "Debian-exim"
+HOSTNAME = "mx.test.example"
+
+
+def exim_root(*, fetch: bool = True) -> Path | None:
+    """The unpacked packages, fetched and unpacked first when ``fetch`` and apt-get can."""
+    configured = os.environ.get("MAILWARDEN_EXIM_ROOT")
+    root = Path(configured) if configured else DEFAULT_ROOT
+    if (root / BINARY).exists():
+        return root
+    if not fetch or shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        return None
+    try:
+        unpack(root)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return root if (root / BINARY).exists() else None
+
+
+def unpack(root: Path) -> None:
+    """``apt-get download`` the packages and ``dpkg -x`` them into ``root``."""
+    with tempfile.TemporaryDirectory(prefix="mw-exim-debs-") as tmp:
+        subprocess.run(
+            ["apt-get", "download", "-q", *PACKAGES],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        root.parent.mkdir(parents=True, exist_ok=True)
+        root.parent.chmod(0o755)
+        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root.parent))
+        for deb in sorted(Path(tmp).glob("*.deb")):
+            subprocess.run(["dpkg", "-x", str(deb), str(staging)], check=True, timeout=120)
+        staging.chmod(0o755)
+        # one rename: a half-unpacked root is never seen by another run
+        if root.exists():
+            shutil.rmtree(staging)
+        else:
+            staging.rename(root)
+
+
+def problems(root: Path) -> list[str]:
+    """Why the unpacked binary cannot run here: missing libraries or user (bootstrap fixes)."""
+    out = subprocess.run(
+        ["ldd", str(root / BINARY)], capture_output=True, text=True, check=False
+    ).stdout
+    found = [f"library {line.split()[0]}" for line in out.splitlines() if "not found" in line]
+    try:
+        pwd.getpwnam(EXIM_USER)
+    except KeyError:
+        found.append(f"user {EXIM_USER}")
+    return found
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class EximInstance:
+    folder: Path
+    root: Path
+    port: int
+    relay_port: int
+    av_scanner: str | None = None
+    filter_port: int | None = None
+    return_port: int | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def create(
+        cls,
+        folder: Path,
+        root: Path,
+        *,
+        port: int,
+        relay_port: int,
+        av_scanner: str | None = None,
+        filter_port: int | None = None,
+        return_port: int | None = None,
+    ) -> EximInstance:
+        instance = cls(folder, root, port, relay_port, av_scanner, filter_port, return_port)
+        user = pwd.getpwnam(EXIM_USER)
+        for sub in ("spool", "log"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+            os.chown(folder / sub, user.pw_uid, user.pw_gid)
+        instance.config.write_text(instance.config_text())
+        return instance
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "exim4.conf"
+
+    @property
+    def spool(self) -> Path:
+        return self.folder / "spool"
+
+    def config_text(self) -> str:
+        ports = [self.port] + ([self.return_port] if self.return_port else [])
+        lines = [
+            f"primary_hostname = {HOSTNAME}",
+            # Exim runs itself again for deliveries and queue runs: not from /usr/sbin here
+            f"exim_path = {self.root / BINARY}",
+            "keep_environment =",
+            "tls_advertise_hosts =",
+            f"spool_directory = {self.spool}",
+            f"log_file_path = {self.folder / 'log'}/%slog",
+            f"pid_file_path = {self.folder / 'exim.pid'}",
+            "local_interfaces = 127.0.0.1",
+            f"daemon_smtp_ports = {' : '.join(str(p) for p in ports)}",
+            "host_lookup =",
+            "rfc1413_hosts =",
+            "acl_smtp_rcpt = acl_check_rcpt",
+            "acl_smtp_data = acl_check_data",
+            "message_size_limit = 50M",
+        ]
+        if self.av_scanner:
+            lines.append(f"av_scanner = {self.av_scanner}")
+        data_acl = ["acl_check_data:"]
+        if self.av_scanner:
+            # no /defer_ok: a scanner that cannot be asked defers (451), never passes
+            data_acl += [
+                "  deny    malware = *",
+                "          message = 5.7.1 Infected: $malware_name",
+            ]
+        data_acl.append("  accept")
+        routers = ["begin routers", ""]
+        if self.filter_port and self.return_port:
+            # mail that has not come back from the filter goes to it first
+            routers += [
+                "to_mailwarden:",
+                "  driver = manualroute",
+                f"  condition = ${{if !={{$received_port}}{{{self.return_port}}}}}",
+                f"  route_list = * 127.0.0.1::{self.filter_port} byname",
+                "  self = send",
+                "  transport = mailwarden_smtp",
+                "",
+            ]
+        routers += [
+            "to_sink:",
+            "  driver = manualroute",
+            f"  route_list = * 127.0.0.1::{self.relay_port} byname",
+            "  self = send",
+            "  transport = sink_smtp",
+            "",
+        ]
+        transports = [
+            "begin transports",
+            "",
+            "sink_smtp:",
+            "  driver = smtp",
+            "  allow_localhost",
+            "",
+            "mailwarden_smtp:",
+            "  driver = smtp",
+            "  allow_localhost",
+            "  hosts_avoid_tls = *",
+            "",
+        ]
+        return "\n".join(
+            [
+                *lines,
+                "",
+                "begin acl",
+                "",
+                "acl_check_rcpt:",
+                "  accept  hosts = 127.0.0.1",
+                "  deny",
+                "",
+                *data_acl,
+                "",
+                *routers,
+                *transports,
+                "begin retry",
+                "",
+                "*   *   F,2h,1m",
+                "",
+            ]
+        )
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.process = subprocess.Popen(
+            [str(self.root / BINARY), "-C", str(self.config), "-bdf", "-q30s"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.folder / "exim.out", "ab"),  # noqa: SIM115 - the child's
+        )
+        deadline = time.monotonic() + timeout
+        while not all(_port_open(p) for p in [self.port, *filter(None, [self.return_port])]):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"exim exited: {self.output()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"exim did not listen: {self.output()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.process = None
+
+    def queue_run(self) -> None:
+        """One queue run now (``-qff``): deferred mail is tried again."""
+        subprocess.run(
+            [str(self.root / BINARY), "-C", str(self.config), "-qff"],
+            check=False,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def queued(self) -> list[str]:
+        """Ids of the messages in the queue (``-bp``)."""
+        out = subprocess.run(
+            [str(self.root / BINARY), "-C", str(self.config), "-bpi"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        return out.split()
+
+    def output(self, limit: int = 4000) -> str:
+        parts = []
+        for name in ("exim.out", "log/mainlog", "log/paniclog", "log/rejectlog"):
+            with contextlib.suppress(OSError):
+                parts.append(f"--- {name}\n" + (self.folder / name).read_text(errors="replace"))
+        return "\n".join(parts)[-limit:]
