@@ -297,7 +297,7 @@ def tiny_infected_message() -> bytes:
 
 PASSWORD = "secret"  # noqa: S105 - a test user of the private Dovecot
 DOMAIN = "example.org"
-USERS = ("alice", "bob", "carol", "erin", "dave")
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank")
 
 
 def login(name: str) -> str:
@@ -424,3 +424,66 @@ def rig_fixture(kind: str, stack_factory: Callable[[Path, str], Any]) -> Any:
             yield rig
 
     return fixture
+
+
+def fetchmail(rig: ProxyRig, user: str, out: Path) -> subprocess.CompletedProcess[str]:
+    """Real fetchmail through the rig's proxy (its protocol, STARTTLS/STLS verified
+    against the test CA), keeping the mail on the server; each message goes to a file
+    in ``out`` (``--invisible``: no Received field of its own)."""
+    out.mkdir(parents=True, exist_ok=True)
+    home = out.parent / f"fetchmail-{user}-{rig.kind}"
+    home.mkdir(exist_ok=True)
+    rc = home / "fetchmailrc"
+    rc.write_text(
+        f"""set no bouncemail
+poll localhost via 127.0.0.1 with proto {rig.kind.upper()} service {rig.port}
+  user "{login(user)}" there with password "{PASSWORD}" is root here
+  sslproto TLS1.2+ sslcertck sslcertfile "{rig.certs.ca}" sslcommonname localhost
+  keep fetchall
+  mda "/bin/sh -c 'cat > {out}/msg.$$'"
+"""
+    )
+    rc.chmod(0o600)
+    env = dict(os.environ, HOME=str(home), FETCHMAILHOME=str(home))
+    return subprocess.run(
+        ["fetchmail", "-f", str(rc), "-N", "-v", "--invisible", "--pidfile", str(home / "pid")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def neomutt(rig: ProxyRig, user: str, mbox: Path) -> subprocess.CompletedProcess[bytes]:
+    """Real neomutt, driven by keystrokes pushed from its muttrc under ``script`` (it
+    wants a terminal): open the INBOX through the rig's proxy, tag every message, copy
+    them to ``mbox``, quit."""
+    home = mbox.parent / f"neomutt-{user}-{rig.kind}"
+    home.mkdir(parents=True, exist_ok=True)
+    scheme = "imap" if rig.kind == "imap" else "pop"
+    folder = f"{scheme}://{login(user).replace('@', '%40')}@127.0.0.1:{rig.port}/"
+    rc = home / "muttrc"
+    rc.write_text(
+        f"""set folder="{folder}"
+set spoolfile="{folder + "INBOX" if scheme == "imap" else folder}"
+set imap_pass="{PASSWORD}"
+set pop_pass="{PASSWORD}"
+set ssl_starttls=no
+set ssl_force_tls=no
+set mbox_type=mbox
+set confirmappend=no
+set confirmcreate=no
+set header_cache=""
+set message_cachedir=""
+push "<tag-pattern>~A<enter><tag-prefix><copy-message>{mbox}<enter><quit>"
+"""
+    )
+    env = dict(os.environ, HOME=str(home), TERM="xterm")
+    return subprocess.run(
+        ["script", "-qec", f"neomutt -n -F {rc}", "/dev/null"],
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
