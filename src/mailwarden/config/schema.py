@@ -346,8 +346,9 @@ def _download_proxy_options(
             "keep",
             "str",
             "What happens on the server to a message served as a warning: 'keep' leaves "
-            "it; 'delete' deletes it (POP3: DELE in the session; IMAP: \\Deleted and "
-            "UID EXPUNGE of that message).",
+            "it; 'delete' (POP3 only) marks it deleted in the session, so the client's QUIT "
+            "removes it. The IMAP proxy always keeps it: expunging would change the "
+            "client's sequence numbers under it.",
             choices=("keep", "delete"),
         ),
         Option(
