@@ -14,18 +14,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from intercept.harness import free_port, wait_until
-from intercept.mail import send
 from intercept.mda.exim_local import LocalExim, missing_libraries
 from intercept.mda.harness import MdaRig, give_to_mail_user
 from intercept.mda.mail import message
+from intercept.mda.site import Site
 from support.exim import exim_root
-from support.smtp_sink import Sink, smtp_sink
+from support.smtp_sink import smtp_sink
 from support.tools import missing
 
 DOMAIN = "mda.example"
@@ -58,27 +57,8 @@ mailwarden_procmail:
 """
 
 
-@dataclass
-class Site:
-    exim: LocalExim
-    sink: Sink
-    maildir: Path
-
-    def delivered(self, mid: str) -> list[bytes]:
-        new = self.maildir / "new"
-        files = list(new.iterdir()) if new.is_dir() else []
-        return [p.read_bytes() for p in files if mid.encode() in p.read_bytes()]
-
-    def report(self) -> str:
-        bounces = [m.data.decode(errors="replace")[-1500:] for m in self.sink.messages]
-        return f"{self.exim.mainlog()}\nbounces: {bounces}"
-
-    def smtp(self, sender: str, data: bytes) -> None:
-        send(self.exim.port, sender, [RCPT], data.replace(b"\n", b"\r\n"))
-
-
 @pytest.fixture(scope="module")
-def site(rig: MdaRig) -> Iterator[Site]:
+def site(rig: MdaRig) -> Iterator[Site[LocalExim]]:
     for tool in ("unshare", "procmail"):
         if shutil.which(tool) is None:
             missing(f"{tool} is not installed")
@@ -110,16 +90,16 @@ def site(rig: MdaRig) -> Iterator[Site]:
         )
         try:
             exim.start()
-            yield Site(exim, sink, maildir)
+            yield Site(exim, exim.port, exim.mainlog, sink, maildir)
         finally:
             exim.stop()
     if not os.environ.get("MAILWARDEN_KEEP_TEST_ROOT"):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_clean_mail_reaches_procmail_tagged(site: Site) -> None:
+def test_clean_mail_reaches_procmail_tagged(site: Site[LocalExim]) -> None:
     data, mid = message(to=RCPT, subject="via exim")
-    site.smtp("sender@remote.example", data)
+    site.smtp("sender@remote.example", [RCPT], data)
     wait_until(lambda: site.delivered(mid), 60, f"local delivery: {site.report()}")
     (got,) = site.delivered(mid)
     assert b"\nX-Virus-Status: Clean\n" in got
@@ -128,37 +108,35 @@ def test_clean_mail_reaches_procmail_tagged(site: Site) -> None:
     assert b"\nEnvelope-to: " + RCPT.encode() in got
 
 
-def test_infected_mail_bounces_with_the_reason(site: Site) -> None:
+def test_infected_mail_bounces_with_the_reason(site: Site[LocalExim]) -> None:
     data, mid = message(to=RCPT, infected=True)
-    site.smtp("bounce-me@remote.example", data)
+    site.smtp("bounce-me@remote.example", [RCPT], data)
 
-    def bounced() -> list[bytes]:
-        return [m.data for m in site.sink.messages if m.recipients == ["bounce-me@remote.example"]]
-
-    wait_until(bounced, 60, f"the bounce: {site.report()}")
-    text = " ".join(bounced()[0].decode("ascii", "replace").split())
+    sender = "bounce-me@remote.example"
+    wait_until(lambda: site.bounced(sender), 60, f"the bounce: {site.report()}")
+    text = " ".join(site.bounced(sender)[0].decode("ascii", "replace").split())
     assert "5.7.1 Infected: Eicar-Test-Signature" in text, text
     assert not site.delivered(mid)
 
 
-def deferred(site: Site) -> bool:
+def deferred(site: Site[LocalExim]) -> bool:
     return any(
         " == " in line and "returned 75" in line and "defer" in line
-        for line in site.exim.mainlog().splitlines()
+        for line in site.mta.mainlog().splitlines()
     )
 
 
-def test_daemon_down_queues_then_delivers_once(site: Site, rig: MdaRig) -> None:
+def test_daemon_down_queues_then_delivers_once(site: Site[LocalExim], rig: MdaRig) -> None:
     data, mid = message(to=RCPT, subject="retried")
     rig.stack.stop_daemon()
     try:
-        site.smtp("sender@remote.example", data)
+        site.smtp("sender@remote.example", [RCPT], data)
         wait_until(lambda: deferred(site), 60, f"a deferral: {site.report()}")
-        assert site.exim.queue()
+        assert site.mta.queue()
         assert not site.delivered(mid)
     finally:
         rig.stack.start_daemon()
-    site.exim.run_queue()
+    site.mta.run_queue()
     wait_until(lambda: site.delivered(mid), 60, f"delivery after the queue run: {site.report()}")
-    wait_until(lambda: not site.exim.queue(), 30, "an empty queue")
+    wait_until(lambda: not site.mta.queue(), 30, "an empty queue")
     assert len(site.delivered(mid)) == 1

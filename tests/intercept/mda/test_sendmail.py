@@ -14,15 +14,14 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from intercept.harness import free_port, wait_until
-from intercept.mail import send
 from intercept.mda.harness import MdaRig
 from intercept.mda.mail import message
+from intercept.mda.site import Site
 from support.sendmail import (
     BINARY,
     HOSTNAME,
@@ -30,7 +29,7 @@ from support.sendmail import (
     missing_libraries,
     sendmail_root,
 )
-from support.smtp_sink import Sink, smtp_sink
+from support.smtp_sink import smtp_sink
 from support.tools import missing
 
 DOMAIN = "mda.example"
@@ -75,25 +74,8 @@ def run_sendmail(sendmail: SendmailInstance, flag: str) -> None:
     )
 
 
-@dataclass
-class Site:
-    sendmail: SendmailInstance
-    sink: Sink
-    maildir: Path
-
-    def report(self) -> str:
-        """What a failing test shows: Sendmail's output and the bounces it sent."""
-        bounces = [m.data.decode(errors="replace")[-1500:] for m in self.sink.messages]
-        return f"{self.sendmail.output()}\nbounces: {bounces}"
-
-    def delivered(self, mid: str) -> list[bytes]:
-        new = self.maildir / "new"
-        files = list(new.iterdir()) if new.is_dir() else []
-        return [p.read_bytes() for p in files if mid.encode() in p.read_bytes()]
-
-
 @pytest.fixture(scope="module")
-def site(rig: MdaRig) -> Iterator[Site]:
+def site(rig: MdaRig) -> Iterator[Site[SendmailInstance]]:
     for tool in ("m4", "unshare", "procmail"):
         if shutil.which(tool) is None:
             missing(f"{tool} is not installed")
@@ -123,50 +105,43 @@ def site(rig: MdaRig) -> Iterator[Site]:
         add_local_mailer(sendmail, str(rig.launcher), args)
         try:
             sendmail.start()
-            yield Site(sendmail, sink, maildir)
+            yield Site(sendmail, sendmail.port, sendmail.output, sink, maildir)
         finally:
             sendmail.stop()
     if not os.environ.get("MAILWARDEN_KEEP_TEST_ROOT"):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def smtp(site: Site, sender: str, data: bytes) -> None:
-    # Sendmail refuses bare line feeds in SMTP
-    send(site.sendmail.port, sender, [RCPT], data.replace(b"\n", b"\r\n"))
-
-
-def test_clean_mail_reaches_procmail_tagged(site: Site) -> None:
+def test_clean_mail_reaches_procmail_tagged(site: Site[SendmailInstance]) -> None:
     data, mid = message(to=RCPT, subject="via sendmail")
-    smtp(site, "sender@remote.example", data)
+    site.smtp("sender@remote.example", [RCPT], data)
     wait_until(lambda: site.delivered(mid), 60, f"local delivery: {site.report()}")
     (got,) = site.delivered(mid)
     assert b"\nX-Virus-Status: Clean\n" in got
     assert f" on mx.{DOMAIN}\n".encode() in got
 
 
-def test_infected_mail_bounces_with_the_reason(site: Site) -> None:
+def test_infected_mail_bounces_with_the_reason(site: Site[SendmailInstance]) -> None:
     data, mid = message(to=RCPT, infected=True)
-    smtp(site, "bounce-me@remote.example", data)
+    site.smtp("bounce-me@remote.example", [RCPT], data)
 
-    def bounced() -> list[bytes]:
-        return [m.data for m in site.sink.messages if m.recipients == ["bounce-me@remote.example"]]
-
-    wait_until(bounced, 60, f"the bounce: {site.report()}")
-    text = " ".join(bounced()[0].decode("ascii", "replace").split())
+    sender = "bounce-me@remote.example"
+    wait_until(lambda: site.bounced(sender), 60, f"the bounce: {site.report()}")
+    text = " ".join(site.bounced(sender)[0].decode("ascii", "replace").split())
     assert "5.7.1 Infected: Eicar-Test-Signature" in text, text
     assert not site.delivered(mid)
 
 
-def test_daemon_down_queues_then_delivers_once(site: Site, rig: MdaRig) -> None:
+def test_daemon_down_queues_then_delivers_once(site: Site[SendmailInstance], rig: MdaRig) -> None:
     data, mid = message(to=RCPT, subject="retried")
     rig.stack.stop_daemon()
     try:
-        smtp(site, "sender@remote.example", data)
-        wait_until(site.sendmail.queue, 60, "the message in Sendmail's queue")
+        site.smtp("sender@remote.example", [RCPT], data)
+        wait_until(site.mta.queue, 60, "the message in Sendmail's queue")
         assert not site.delivered(mid)
     finally:
         rig.stack.start_daemon()
-    run_sendmail(site.sendmail, "-q")
+    run_sendmail(site.mta, "-q")
     wait_until(lambda: site.delivered(mid), 60, f"delivery after the queue run: {site.report()}")
-    wait_until(lambda: not site.sendmail.queue(), 30, "an empty queue")
+    wait_until(lambda: not site.mta.queue(), 30, "an empty queue")
     assert len(site.delivered(mid)) == 1
