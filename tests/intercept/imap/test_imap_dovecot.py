@@ -232,3 +232,49 @@ def test_daemon_down_answers_no_and_serves_nothing(imap: ProxyRig) -> None:
         assert typ == "OK" and len(data) == 5
     finally:
         box.logout()
+
+
+def test_unsolicited_flag_updates_reach_the_client(imap: ProxyRig) -> None:
+    watcher = connect(imap.port, "dave", readonly=False)
+    other = connect(imap.direct, "dave", readonly=False)
+    try:
+        other.uid("STORE", "5", "+FLAGS", "(\\Answered)")
+        typ, _ = watcher.noop()
+        assert typ == "OK"
+        updates = watcher.untagged_responses.get("FETCH", [])
+        assert any(b"\\Answered" in u for u in updates if isinstance(u, bytes)), updates
+    finally:
+        other.logout()
+        watcher.logout()
+
+
+def test_authenticate_plain_gives_the_login_name_to_the_policy(imap: ProxyRig) -> None:
+    box = imaplib.IMAP4("127.0.0.1", imap.port, timeout=30)
+    secret = f"\0{login('bob')}\0{PASSWORD}".encode()
+    typ, _ = box.authenticate("PLAIN", lambda _challenge: secret)
+    assert typ == "OK"
+    box.select("INBOX", readonly=True)
+    try:
+        data = content(box, INFECTED, "BODY.PEEK[]")
+    finally:
+        box.logout()
+    assert b"Subject: ***VIRUS*** infected message 1" in data  # bob's policy: tag
+
+
+def test_implicit_tls_to_the_server(imap: ProxyRig) -> None:
+    port = imap.extra_proxy(
+        "imap-imaps",
+        daemon_socket=imap.stack.socket,
+        changes={
+            f'server = "127.0.0.1:{imap.dovecot.ports["imap"]}"': (
+                f'server = "127.0.0.1:{imap.dovecot.ports["imaps"]}"'
+            ),
+            'server_tls = "starttls"': 'server_tls = "tls"',
+        },
+    )
+    box = connect(port, "alice")
+    try:
+        assert EICAR not in content(box, INFECTED, "BODY.PEEK[]")
+        assert b"clean message 1" in content(box, 1, "BODY.PEEK[]")
+    finally:
+        box.logout()

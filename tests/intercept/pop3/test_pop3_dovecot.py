@@ -4,6 +4,7 @@ both sides, and the daemon down (nothing served unscanned)."""
 
 from __future__ import annotations
 
+import base64
 import email
 import poplib
 import ssl
@@ -167,3 +168,14 @@ def test_a_server_with_an_untrusted_certificate_is_refused(pop3: ProxyRig) -> No
     # the proxy's STLS to Dovecot fails verification before any greeting is relayed
     with pytest.raises(poplib.error_proto, match=r"SYS/TEMP"):
         poplib.POP3("127.0.0.1", port, timeout=30)
+
+
+def test_auth_plain_gives_the_login_name_to_the_policy(pop3: ProxyRig) -> None:
+    box = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
+    token = base64.b64encode(f"\0{login('bob')}\0{PASSWORD}".encode())
+    assert box._shortcmd("AUTH PLAIN " + token.decode()).startswith(b"+OK")
+    try:
+        data = retr(box, INFECTED)[1]
+    finally:
+        box.quit()
+    assert b"Subject: ***VIRUS*** infected message 1" in data
