@@ -112,3 +112,17 @@ def test_a_response_over_the_limit_is_an_error() -> None:
 def test_literals_in_the_middle_of_a_response_are_read_whole() -> None:
     raw = b"* 1 FETCH (BODY[1] {3}\r\n)\r\n BODY[2] ~{2}\r\nab)\r\n"
     assert read(raw + b"* 2 EXISTS\r\n") == raw
+
+
+def test_uid_sets_named_explicitly() -> None:
+    def uids(text: bytes) -> list[int] | None:
+        cmd = parse_fetch_command(b"a UID FETCH " + text + b" (BODY.PEEK[]<0.10>)")
+        assert cmd is not None
+        return cmd.uids()
+
+    assert uids(b"3,5:7,9") == [3, 5, 6, 7, 9]
+    assert uids(b"7:5") == [5, 6, 7]
+    assert uids(b"1:*") is None
+    assert uids(b"1:100000") is None  # too many to look up one by one
+    seq = parse_fetch_command(b"a FETCH 1 (BODY[])")
+    assert seq is not None and seq.uids() is None  # sequence numbers are not UIDs

@@ -118,6 +118,8 @@ class FetchCommand:
     items: tuple[bytes, ...]
     #: what follows the items (RFC 7162 modifiers such as ``(CHANGEDSINCE 12)``)
     rest: bytes
+    #: every message it names has a verdict already: the proxy adds nothing
+    cached: bool = False
 
     @property
     def content(self) -> bool:
@@ -140,11 +142,29 @@ class FetchCommand:
     def added(self) -> tuple[bytes, ...]:
         """Items the proxy adds: the whole message (for content) and the UID."""
         extra: list[bytes] = []
+        if self.cached:
+            return ()
         if self.content and not self.full:
             extra.append(b"BODY.PEEK[]")
         if not self.wants_uid:
             extra.append(b"UID")
         return tuple(extra)
+
+    def uids(self, limit: int = 1000) -> list[int] | None:
+        """The UIDs a UID FETCH names, when it names them all explicitly (no ``*``)
+        and not more than ``limit``; None otherwise."""
+        if not self.uid or b"*" in self.sequence:
+            return None
+        out: list[int] = []
+        for part in self.sequence.split(b","):
+            low, _, high = part.partition(b":")
+            if not low.isdigit() or (high and not high.isdigit()):
+                return None
+            first, last = sorted((int(low), int(high or low)))
+            if last - first + len(out) >= limit:
+                return None
+            out.extend(range(first, last + 1))
+        return out
 
     def rewritten(self) -> bytes:
         items = b" ".join((*self.items, *self.added()))

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 from typing import Any
@@ -163,6 +164,10 @@ class ImapSession(ProxySession):
                 # a non-synchronizing literal follows: the stream is out of step
                 literal = literal_at_end(line)
                 return literal is None or literal[1]
+            if command.content and self._all_cached(command):
+                # every message has its verdict: the server's answer needs no whole copy
+                await self._to_server(line)
+                return await self._responses(tag, dataclasses.replace(command, cached=True))
             if command.content or (command.sizes and command.added()):
                 await self._to_server(command.rewritten())
                 return await self._responses(tag, command)
@@ -318,6 +323,9 @@ class ImapSession(ProxySession):
             return self._known(raw, fetch, command, drop)
         full = next((i for i in fetch.items if i.key in FULL), None)
         if full is None:
+            known = self._cached(fetch)
+            if known is not None and known.kind is not Kind.FAILED:
+                return self._serve(raw, fetch, command, drop, known)
             log.warning("FETCH response with content but no whole message: content removed")
             kept = [(i.label, i.value) for i in fetch.items if not is_content(i.label)]
             return compose_fetch(fetch.seq, kept)
@@ -341,14 +349,26 @@ class ImapSession(ProxySession):
         if served.kind is Kind.FAILED:
             failed.append(fetch.seq)
             return b""
+        return self._serve(raw, fetch, command, drop, served)
+
+    def _serve(
+        self,
+        raw: bytes,
+        fetch: FetchResponse,
+        command: FetchCommand | None,
+        drop: set[bytes],
+        served: Served,
+    ) -> bytes:
+        """The response for a message with its verdict: the server's items for a clean
+        one, the same items cut from the replacement otherwise."""
         items = [i for i in fetch.items if i.key not in drop]
         if served.kind is Kind.CLEAN:
             if len(items) == len(fetch.items):
                 return raw
             return compose_fetch(fetch.seq, [(i.label, i.value) for i in items])
-        if served.data is None:
-            failed.append(fetch.seq)
-            return b""
+        if served.data is None:  # not a replacement after all: nothing of the content
+            kept = [(i.label, i.value) for i in items if not is_content(i.label)]
+            return compose_fetch(fetch.seq, kept)
         out: list[tuple[bytes, bytes]] = []
         for item in items:
             requested = command.requested(item.key) if command is not None else None
@@ -376,6 +396,16 @@ class ImapSession(ProxySession):
             value = item_value(item.label, served.data, single=served.warned)
             out.append((item.label, item.value if value is None else value))
         return compose_fetch(fetch.seq, out)
+
+    def _all_cached(self, command: FetchCommand) -> bool:
+        uids = command.uids()
+        if not uids or self.uidvalidity is None:
+            return False
+        for uid in uids:
+            hit = self.scanner.cached((self.user, self.mailbox, self.uidvalidity, uid))
+            if hit is None:
+                return False
+        return True
 
     def _cached(self, fetch: FetchResponse) -> Served | None:
         uid_item = fetch.get(b"UID")
