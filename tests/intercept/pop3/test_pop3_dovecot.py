@@ -179,3 +179,30 @@ def test_auth_plain_gives_the_login_name_to_the_policy(pop3: ProxyRig) -> None:
     finally:
         box.quit()
     assert b"Subject: ***VIRUS*** infected message 1" in data
+
+
+def test_infected_original_delete_removes_it_at_quit(pop3: ProxyRig) -> None:
+    port = pop3.extra_proxy(
+        "pop3-delete",
+        daemon_socket=pop3.stack.socket,
+        changes={
+            'server_tls = "starttls"': 'server_tls = "starttls"\ninfected_original = "delete"'
+        },
+    )
+    before = connect(pop3.direct, "dave")
+    uids = before.uidl()[1]
+    before.quit()
+    box = connect(port, "dave")
+    try:
+        assert EICAR not in retr(box, INFECTED)[1]
+        assert b"clean message 1" in retr(box, 1)[1]
+        assert box.dele(INFECTED).startswith(b"+OK")  # the client's own DELE: already done
+    finally:
+        box.quit()
+    after = connect(pop3.direct, "dave")
+    try:
+        remaining = after.uidl()[1]
+    finally:
+        after.quit()
+    assert remaining != uids and len(remaining) == 4
+    assert uids[INFECTED - 1].split()[1] not in [u.split()[1] for u in remaining]
