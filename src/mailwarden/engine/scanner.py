@@ -36,6 +36,11 @@ from mailwarden.verdict import SEVERITY, Category, Finding, Status, Verdict, dis
 
 YARA_SUFFIXES = (".yar", ".yara")
 
+#: kinds whose own matches wait for what is inside them: clamd reports what an
+#: archive or an OLE2 document embeds before the container's own hash (but a
+#: PDF's own hash first, as measured against clamd 1.4)
+_CONTAINER_KINDS = ARCHIVE_KINDS | {FileKind.OLE2}
+
 #: files at least this large are mapped rather than read into memory
 _MAP_THRESHOLD = 1024 * 1024
 
@@ -130,7 +135,7 @@ class Engine:
                     return
             part = display_name(obj.part, limit=400)
             infected = self._match(obj, kind, part, all_matches=not stop_early)
-            if stop_early and infected and kind in ARCHIVE_KINDS:
+            if stop_early and infected and kind in _CONTAINER_KINDS:
                 deferred.append((obj.depth, infected))
             elif infected:
                 findings.extend(infected)
