@@ -182,8 +182,11 @@ def split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 
 def parser_for(name: str, description: str, epilog: str) -> Parser:
+    command = " -- MDA [ARGS...]" if name == "mda" else ""
     parser = Parser(
         prog=f"mailwarden {name}",
+        usage=f"%(prog)s [-c FILE] [--daemon-socket PATH] [--sender ADDR] "
+        f"[--recipient ADDR]...{command}",
         description=description,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,

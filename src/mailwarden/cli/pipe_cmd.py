@@ -41,11 +41,12 @@ EPILOG = textwrap.dedent(
       75 EX_TEMPFAIL  deferred, daemon unreachable, any internal error
                       (exit_tempfail, exit_usage): let the MTA retry
 
-    procmail (docs/mda.md has maildrop and Sieve):
+    procmail (docs/mda.md has the whole recipe, maildrop and Sieve):
       :0 fw
-      | /usr/bin/mailwarden pipe --recipient "$LOGNAME"
+      | /usr/bin/mailwarden pipe --recipient "$LOGNAME@example.org"
       :0 e
-      { EXITCODE=75 HOST }
+      { MAILWARDEN=$? }
+      then: 1 or 2 -> /dev/null, 77 -> EXITCODE=77, others -> EXITCODE=75
     """
 )
 
