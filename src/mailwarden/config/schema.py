@@ -352,6 +352,15 @@ def _download_proxy_options(
             choices=("keep", "delete"),
         ),
         Option(
+            "transparent",
+            False,
+            "bool",
+            "Transparent mode: connect each client to the address it meant to reach before "
+            "the firewall redirected it to the proxy (SO_ORIGINAL_DST, IPv4); 'server' "
+            "serves connections that were not redirected. docs/pop3-imap.md shows the "
+            "nftables rules.",
+        ),
+        Option(
             "cache_entries",
             10000,
             "int",

@@ -12,7 +12,8 @@ Modules: ``settings``, ``tls`` (both sides' contexts, connecting to the
 server), ``listener`` (plain and implicit-TLS listeners), ``verdicts`` (the
 pipeline, the outcome mapping and the verdict cache), ``warning`` (the
 replacement message), ``login`` (the user name from SASL), ``session`` (what
-both protocols' sessions share), ``serve`` (:func:`start_download_proxy`).
+both protocols' sessions share), ``serve`` (:func:`start_download_proxy`), ``transparent``
+(SO_ORIGINAL_DST).
 
 SECURITY: see each module.  In short: nothing reaches a client unless the
 daemon scanned it and the policy accepted it; a failure serves an error (or

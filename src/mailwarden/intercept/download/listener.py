@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mailwarden.intercept.download.settings import ProxySettings
+from mailwarden.intercept.download.transparent import original_destination
 from mailwarden.intercept.pipeline import Pipeline
 
 log = logging.getLogger("mailwarden.intercept.download")
@@ -40,6 +41,8 @@ class Client:
     writer: asyncio.StreamWriter
     tls: bool
     address: str | None
+    #: where the client meant to connect before a firewall REDIRECT (transparent mode)
+    original: tuple[str, int] | None = None
 
     async def start_tls(self, ctx: ssl.SSLContext) -> None:
         await self.writer.start_tls(ctx)
@@ -98,6 +101,8 @@ class ProxyServer:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             peer = writer.get_extra_info("peername")
             client = Client(reader, writer, tls, str(peer[0]) if peer else None)
+            if self.settings.transparent:
+                client.original = original_destination(writer.get_extra_info("socket"))
             if len(self._tasks) >= self.settings.max_sessions:
                 with contextlib.suppress(OSError):
                     writer.write(self.busy)

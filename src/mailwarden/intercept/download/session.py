@@ -63,7 +63,10 @@ class ProxySession:
         """Connect, greet, then one client command after the other until the end."""
         try:
             self.reader, self.writer = await open_server(
-                self.settings, self.server_tls, limit=self.server_limit
+                self.settings,
+                self.server_tls,
+                limit=self.server_limit,
+                target=self.client.original,
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             log.warning("cannot reach the server: %s", exc)

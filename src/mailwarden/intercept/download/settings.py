@@ -54,6 +54,8 @@ class ProxySettings:
     on_failure: OnFailure
     infected_original: str
     cache_entries: int
+    #: connect to where a REDIRECTed client meant to go (SO_ORIGINAL_DST)
+    transparent: bool = False
 
     @property
     def client_tls(self) -> bool:
@@ -114,4 +116,5 @@ class ProxySettings:
             on_failure=values["on_failure"],
             infected_original=values["infected_original"],
             cache_entries=values["cache_entries"],
+            transparent=values["transparent"],
         )

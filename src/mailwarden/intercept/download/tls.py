@@ -52,15 +52,21 @@ def server_context(settings: ProxySettings) -> ssl.SSLContext | None:
 
 
 async def open_server(
-    settings: ProxySettings, ctx: ssl.SSLContext | None, *, limit: int
+    settings: ProxySettings,
+    ctx: ssl.SSLContext | None,
+    *,
+    limit: int,
+    target: tuple[str, int] | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to the real server: TLS from the first byte for ``server_tls = "tls"``,
-    plain text otherwise (the protocol's STARTTLS/STLS follows for ``"starttls"``)."""
+    """Connect to the real server (``target``, else ``server``): TLS from the first byte
+    for ``server_tls = "tls"``, plain text otherwise (the protocol's STARTTLS/STLS
+    follows for ``"starttls"``)."""
     implicit = ctx if settings.server_tls == "tls" else None
+    host, port = target or (settings.server_host, settings.server_port)
     return await asyncio.wait_for(
         asyncio.open_connection(
-            settings.server_host,
-            settings.server_port,
+            host,
+            port,
             ssl=implicit,
             server_hostname=settings.server_name if implicit else None,
             limit=limit,
