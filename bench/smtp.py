@@ -367,6 +367,10 @@ def markdown(rows: list[dict[str, Any]], bench: Bench, args: argparse.Namespace)
         ]
     out += [
         "",
+        "Throughput of each round (msg/s): "
+        + "; ".join(f"{r['stack']} {r.get('all_msgs_per_s', [r['msgs_per_s']])}" for r in rows)
+        + ".",
+        "",
         "Processes: "
         + "; ".join(
             f"{r['stack']}: "
@@ -451,6 +455,16 @@ def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = values[len(values) // 2]
     out["all_msgs_per_s"] = [r["msgs_per_s"] for r in rows]
     return out
+
+
+def _from_output(path: Path) -> list[dict[str, Any]]:
+    """The median rows of an earlier run's JSON lines (to rewrite the section)."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith('{"stack"'):
+            row = json.loads(line)
+            runs.setdefault(row["stack"], []).append(row)
+    return [median_row(r) for r in runs.values()]
 
 
 def main() -> int:
