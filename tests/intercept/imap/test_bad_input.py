@@ -149,3 +149,27 @@ def test_a_slow_client_gets_every_byte(tmp_path: Path) -> None:
 
     got = asyncio.run(go())
     assert b"{%d}\r\n%s)" % (len(body), body) in got
+
+
+def test_commands_pipelined_after_starttls_are_not_run(tmp_path: Path) -> None:
+    from support.dovecot import make_certs
+
+    certs = make_certs(tmp_path / "certs")
+    seen: list[bytes] = []
+
+    def answer(line: bytes) -> bytes | None:
+        seen.append(line)
+        return line.split(b" ", 1)[0] + b" OK fine\r\n"
+
+    async def go() -> bytes:
+        async with scripted_server(GREETING, answer) as port:
+            extra = f'tls_cert = "{certs.cert}"\ntls_key = "{certs.key}"\nlisten_tls = ""'
+            proxy = await start_proxy(tmp_path, IMAP, port, EicarScanner(), extra=extra)
+            try:
+                return await talk(proxy.ports[0], b"a STARTTLS\r\nb LOGIN x y\r\n", until=b"BYE")
+            finally:
+                await proxy.stop()
+
+    got = asyncio.run(go())
+    assert b"b OK" not in got
+    assert not any(b"LOGIN" in line for line in seen)

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mailwarden.intercept.download.settings import ProxySettings
+from mailwarden.intercept.download.tls import buffered
 from mailwarden.intercept.download.transparent import original_destination
 from mailwarden.intercept.pipeline import Pipeline
 
@@ -45,6 +46,10 @@ class Client:
     original: tuple[str, int] | None = None
 
     async def start_tls(self, ctx: ssl.SSLContext) -> None:
+        """TLS from here on; plain text the client pipelined after its STARTTLS is refused
+        (it would otherwise count as sent over TLS) by ending the session."""
+        if buffered(self.reader):
+            raise ssl.SSLError("the client sent data after STARTTLS")
         await self.writer.start_tls(ctx)
         self.tls = True
 

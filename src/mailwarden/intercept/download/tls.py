@@ -75,10 +75,21 @@ async def open_server(
     )
 
 
+def buffered(reader: asyncio.StreamReader) -> bool:
+    """Whether plain-text bytes wait in ``reader``: sent before TLS started, they must
+    not be read as if they came through it (command injection, CVE-2011-0411)."""
+    return bool(getattr(reader, "_buffer", b""))
+
+
 async def upgrade_server(
-    settings: ProxySettings, writer: asyncio.StreamWriter, ctx: ssl.SSLContext | None
+    settings: ProxySettings,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    ctx: ssl.SSLContext | None,
 ) -> None:
     """TLS on the connection to the server after its STARTTLS/STLS said yes."""
+    if buffered(reader):
+        raise ssl.SSLError("the server sent data after agreeing to STARTTLS")
     if ctx is None:
         raise ValueError("STARTTLS to the server needs its TLS context")
     await asyncio.wait_for(

@@ -133,7 +133,7 @@ class ImapSession(ProxySession):
                 pass
             if not answer.upper().startswith(b"MW0 OK"):
                 raise ImapError("the server refused STARTTLS")
-            await upgrade_server(self.settings, self.writer, self.server_tls)
+            await upgrade_server(self.settings, self.reader, self.writer, self.server_tls)
             # what it announced before TLS no longer holds
             greeting = _CAPS_CODE.sub(b"", greeting).replace(b"* OK  ", b"* OK ")
         if greeting.upper().startswith(b"* PREAUTH"):

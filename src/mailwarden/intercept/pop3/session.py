@@ -118,7 +118,7 @@ class Pop3Session(ProxySession):
         if self.settings.server_tls == "starttls":
             if not ok(await self._ask(b"STLS")):
                 raise Pop3Error("the server refused STLS")
-            await upgrade_server(self.settings, self.writer, self.server_tls)
+            await upgrade_server(self.settings, self.reader, self.writer, self.server_tls)
         await self._send(greeting)
 
     async def _command(self, line: bytes) -> bool:
