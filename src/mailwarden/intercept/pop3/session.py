@@ -164,9 +164,13 @@ class Pop3Session(ProxySession):
     # --- retrieval --------------------------------------------------------------------
 
     async def _uidl(self, n: int) -> bytes | None:
+        """Message ``n``'s UIDL (asked once per session; not before the server answers
+        UIDL, which it refuses before login)."""
         if self._uidls is None:
             status = await self._ask(b"UIDL")
-            self._uidls = parse_listing(split_lines(await self._multiline())) if ok(status) else {}
+            if not ok(status):
+                return None
+            self._uidls = parse_listing(split_lines(await self._multiline()))
         return self._uidls.get(n)
 
     async def _fetch(self, n: int, *, whole: bytes) -> tuple[bytes, bytes, Served] | bytes:
