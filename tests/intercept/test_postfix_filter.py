@@ -185,3 +185,29 @@ def test_dsn_parameters_pass_through_the_filter(gateway: Gateway) -> None:
     text = report()[0].as_string()  # type: ignore[attr-defined]
     assert "Action: delivered" in text
     assert "Original-Envelope-Id: mw-test-envid" in text
+
+
+def test_smtputf8_and_8bit_mail_pass_through(gateway: Gateway) -> None:
+    import smtplib
+
+    sender = "jürgen@remote.example"
+    raw = (
+        f"From: {sender}\r\nTo: alice@{DOMAIN}\r\nSubject: grüße\r\n"
+        "Message-ID: <utf8-test@client.example>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Grüße aus Köln.\r\n"
+    ).encode()
+    with smtplib.SMTP("127.0.0.1", gateway.port("filtered"), timeout=60) as client:
+        client.ehlo("orig-client.example")
+        client.sendmail(
+            sender, [f"alice@{DOMAIN}"], raw, mail_options=["SMTPUTF8", "BODY=8BITMIME"]
+        )
+    _delivered(gateway, "alice", "<utf8-test@client.example>")
+    box = gateway.postfix.mail_dir / "alice" / "new"
+    (data,) = [
+        f.read_bytes() for f in box.iterdir() if b"<utf8-test@client.example>" in f.read_bytes()
+    ]
+    assert f"Return-Path: <{sender}>\n".encode() in data
+    assert "Subject: grüße\n".encode() in data
+    assert "Grüße aus Köln.\n".encode() in data
+    assert b"X-Virus-Status: Clean\n" in data
