@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass
+from typing import Protocol
 
 from mailwarden.config import Config
 from mailwarden.daemon.client import AsyncDaemonClient
@@ -30,6 +31,17 @@ from mailwarden.intercept.mda.settings import MdaSettings
 from mailwarden.intercept.pipeline import Answer, Pipeline, Scanner
 from mailwarden.message import Message
 from mailwarden.policy import ActionKind, Mode, SmtpReply
+
+
+class DaemonReach(Protocol):
+    """How a one-shot agent reaches the daemon (MdaSettings, QmailSettings)."""
+
+    @property
+    def daemon_socket(self) -> str: ...
+    @property
+    def connect_timeout(self) -> float: ...
+    @property
+    def scan_timeout(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +53,27 @@ class Decision:
 
 
 def judge(
-    message: Message, settings: MdaSettings, config: Config, *, scanner: Scanner | None = None
+    message: Message,
+    settings: MdaSettings | DaemonReach,
+    config: Config,
+    *,
+    scanner: Scanner | None = None,
+    mode: Mode = Mode.AFTER_QUEUE,
 ) -> Decision:
-    """Scan, decide and act on ``message``; see the module documentation."""
-    return asyncio.run(_judge(message, settings, config, scanner))
+    """Scan, decide and act on ``message``; see the module documentation.
+
+    ``mode``: after the queue for a delivery agent; qmail-queue runs before
+    qmail-smtpd has answered, so it asks for the before-queue policy.
+    """
+    return asyncio.run(_judge(message, settings, config, scanner, mode))
 
 
 async def _judge(
-    message: Message, settings: MdaSettings, config: Config, scanner: Scanner | None
+    message: Message,
+    settings: DaemonReach,
+    config: Config,
+    scanner: Scanner | None,
+    mode: Mode,
 ) -> Decision:
     client = None
     if scanner is None:
@@ -61,7 +86,7 @@ async def _judge(
         scanner = client
     try:
         pipeline = Pipeline.from_config(config, scanner, host=header_host(config))
-        done = await pipeline.process(message, mode=Mode.AFTER_QUEUE, answer=Answer.ONE_COPY)
+        done = await pipeline.process(message, mode=mode, answer=Answer.ONE_COPY)
     finally:
         if client is not None:
             await client.close()

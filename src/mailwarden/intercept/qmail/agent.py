@@ -37,17 +37,15 @@ or the command line.  It inherits only descriptors 0, 1 and 2.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from dataclasses import dataclass
 
 from mailwarden.config import Config, load_config
-from mailwarden.daemon.client import AsyncDaemonClient
 from mailwarden.errors import MailwardenError
 from mailwarden.intercept.mda.handoff import HandoffError, exec_mda, find_program
-from mailwarden.intercept.mda.judge import header_host
-from mailwarden.intercept.pipeline import Answer, Pipeline, Scanner
+from mailwarden.intercept.mda.judge import judge
+from mailwarden.intercept.pipeline import Scanner
 from mailwarden.intercept.qmail.envelope import EnvelopeError, QmailEnvelope, read_envelope
 from mailwarden.intercept.qmail.settings import (
     LOOP_GUARD,
@@ -106,7 +104,7 @@ def run_qmail_queue(
             envelope = read_envelope(envelope_fd)
         except EnvelopeError as exc:
             raise _Stop(QQ_ENVELOPE, str(exc)) from exc
-        kind, data = asyncio.run(_decide(raw, envelope, settings, config, scanner))
+        kind, data = _decide(raw, envelope, settings, config, scanner)
         if kind in DELIVERING and data is not None:
             _queue(program, data, envelope, envelope_fd)
         if kind in (ActionKind.QUARANTINE, ActionKind.DISCARD):
@@ -143,7 +141,7 @@ def _read_message(fd: int, threshold: int) -> bytes:
         spool.close()
 
 
-async def _decide(
+def _decide(
     raw: bytes,
     qmail: QmailEnvelope,
     settings: QmailSettings,
@@ -159,26 +157,11 @@ async def _decide(
         point=Point.MTA,
         agent="qmail-queue",
     )
-    client = None
-    if scanner is None:
-        client = AsyncDaemonClient(
-            settings.daemon_socket,
-            timeout=settings.scan_timeout,
-            connect_timeout=settings.connect_timeout,
-            reuse=False,
-        )
-        scanner = client
-    try:
-        pipeline = Pipeline.from_config(config, scanner, host=header_host(config))
-        # the client has not answered yet: a reject reaches the sender as 554
-        done = await pipeline.process(
-            Message(raw, envelope), mode=Mode.BEFORE_QUEUE, answer=Answer.ONE_COPY
-        )
-    finally:
-        if client is not None:
-            await client.close()
-    data = done.deliveries[0][0] if done.deliveries else None
-    return done.action.whole.kind, data
+    # the client has not answered yet: a reject reaches the sender as 554
+    decision = judge(
+        Message(raw, envelope), settings, config, scanner=scanner, mode=Mode.BEFORE_QUEUE
+    )
+    return decision.kind, decision.data
 
 
 def _queue(program: str, data: bytes, envelope: QmailEnvelope, envelope_fd: int) -> None:
