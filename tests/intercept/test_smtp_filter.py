@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,7 +333,6 @@ def test_maildir_downstream_with_swaks(agent: Agent, tmp_path: Path) -> None:
 def test_config_error_stops_the_agent_with_file_line_and_key(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('[smtp_filter]\nlmtp = false\nlisten = "nowhere"\n')
-    started = time.monotonic()
     result = subprocess.run(
         [*MAILWARDEN, "smtp-filter", "-c", str(config)],
         capture_output=True,
@@ -345,7 +343,6 @@ def test_config_error_stops_the_agent_with_file_line_and_key(tmp_path: Path) -> 
     assert result.returncode == 2
     assert f"{config}:3" in result.stderr
     assert "smtp_filter.listen" in result.stderr or "listen" in result.stderr
-    assert time.monotonic() - started < 60
 
 
 def _peak_rss_kib(pid: int) -> int:
