@@ -15,6 +15,7 @@ fall back to a default), and values are type- and range-checked.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -90,7 +91,10 @@ def parse_size(value: Any) -> int:
         m = _SIZE.match(value)
         if m:
             base = 1024 if m.group(3) else 1000
-            return int(float(m.group(1)) * base ** _UNITS[m.group(2).lower()])
+            number = float(m.group(1)) * base ** _UNITS[m.group(2).lower()]
+            if not math.isfinite(number):
+                raise ValueError(f"size too large: {value!r}")
+            return int(number)
     raise ValueError(f"expected a size such as 500M or 16MiB, got {value!r}")
 
 
@@ -159,6 +163,9 @@ def _validate(opt: Option, raw: Any) -> Any:
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise ValueError(f"expected a number, got {raw!r}")
         value = float(raw)
+        # TOML spells nan and inf; no time-out, ratio or interval can use them
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {raw!r}")
     elif opt.kind == "size":
         value = parse_size(raw)
     elif opt.kind == "str":
