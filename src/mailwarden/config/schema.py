@@ -467,6 +467,211 @@ def _daemon_use_options(deferred: str, waiting: str) -> tuple[Option, ...]:
     )
 
 
+def _check_categories(value: list[str]) -> str | None:
+    for item in value:
+        if item not in CATEGORIES:
+            return f"unknown category {item!r} (known: {', '.join(CATEGORIES)})"
+    return None
+
+
+def _check_directions(value: list[str]) -> str | None:
+    known = ("inbound", "outbound", "unknown")
+    for item in value:
+        if item not in known:
+            return f"unknown direction {item!r} (known: {', '.join(known)})"
+    return None
+
+
+def _notify_role(
+    role: str, categories: list[str], directions: list[str], who: str
+) -> tuple[Option, ...]:
+    return (
+        Option(
+            f"{role}_categories",
+            categories,
+            "list[str]",
+            f"Verdict categories {who} is told about (infected, suspicious, unscanned, error).",
+            check=_check_categories,
+        ),
+        Option(
+            f"{role}_directions",
+            directions,
+            "list[str]",
+            f"Directions of the mail {who} is told about (inbound, outbound, unknown).",
+            check=_check_directions,
+        ),
+    )
+
+
+_NOTIFY = Section(
+    "notify",
+    "Notifications about mail that was not delivered as sent: to the administrator, "
+    "to the recipients whose copy was held back, and (only when enabled here) to the "
+    "sender. Mail the policy defers is not notified about: it comes back. "
+    "docs/notifications.md explains the templates, loop protection and the rate limit.",
+    (
+        Option("enabled", True, "bool", "Send notifications at all."),
+        Option(
+            "admin",
+            ["postmaster"],
+            "list[str]",
+            "Administrator addresses. A bare 'postmaster' is completed by the MTA.",
+        ),
+        *_notify_role(
+            "admin", ["infected"], ["inbound", "outbound", "unknown"], "the administrator"
+        ),
+        *_notify_role(
+            "recipient",
+            ["infected", "suspicious", "unscanned"],
+            ["inbound"],
+            "a recipient whose copy was quarantined, discarded or refused",
+        ),
+        *_notify_role("sender", [], ["outbound"], "the sender (envelope sender, easily forged)"),
+        Option(
+            "from_address",
+            "",
+            "str",
+            "From: of notifications. Empty: postmaster@ the [headers] hostname (else the "
+            "system's host name).",
+        ),
+        Option(
+            "envelope_sender",
+            "",
+            "str",
+            "Envelope sender (MAIL FROM) of notifications. Empty: the null sender <>, so "
+            "nothing ever bounces back to us.",
+        ),
+        Option(
+            "template_dir",
+            "/etc/mailwarden/notify",
+            "str",
+            "Folder of templates that override the bundled ones by name "
+            "(ROLE-CATEGORY-DIRECTION.txt, ROLE-CATEGORY.txt, ROLE.txt). A folder that "
+            "does not exist: the bundled templates only.",
+        ),
+        Option(
+            "transport",
+            "smtp",
+            "str",
+            "How notifications leave: 'smtp' to the server named by smtp, or 'sendmail' "
+            "through the local sendmail program.",
+            choices=("smtp", "sendmail"),
+        ),
+        Option(
+            "smtp",
+            "127.0.0.1:25",
+            "str",
+            "SMTP server for notifications, HOST:PORT.",
+            check=_host_port,
+        ),
+        Option(
+            "sendmail", "/usr/sbin/sendmail", "str", "sendmail program (transport = 'sendmail')."
+        ),
+        Option("timeout", 30.0, "float", "Seconds to hand one notification on.", minimum=0.1),
+        Option(
+            "rate_limit",
+            20,
+            "int",
+            "Notifications one address may receive per hour (a token bucket per process); "
+            "more are dropped and logged. 0: no limit.",
+            minimum=0,
+        ),
+        Option(
+            "max_pending",
+            1000,
+            "int",
+            "Notifications waiting to be sent; more are dropped and logged, so a flood "
+            "never holds memory.",
+            minimum=1,
+        ),
+    ),
+)
+
+_UPDATE = Section(
+    "update",
+    "Signature updates (`mailwarden update`): fetch a set of signature files from a mirror "
+    "folder or URL, check each against the SHA-256 manifest, test-load it, switch to it "
+    "at once and make the daemon reload. docs/update.md explains.",
+    (
+        Option(
+            "source",
+            "",
+            "str",
+            "Where sets come from: a mirror folder, or an http:// or https:// URL of "
+            "another node's --serve-mirror or a web server (URL/MANIFEST, URL/FILE). "
+            "Empty: name it with --from.",
+        ),
+        Option(
+            "database_dir",
+            "/var/lib/mailwarden/signatures",
+            "str",
+            "The installed set: a symbolic link that update switches to each new set "
+            "(the sets live in DATABASE_DIR.sets beside it). Name it in [engine] "
+            "databases.",
+        ),
+        Option("keep", 2, "int", "Previous sets kept for --rollback.", minimum=1),
+        Option(
+            "key_file",
+            "",
+            "str",
+            "Shared secret (0600) that signs manifests (HMAC-SHA256): a manifest without "
+            "a valid signature is refused. Empty: manifests are not signed.",
+        ),
+        Option(
+            "ca_file",
+            "",
+            "str",
+            "CA certificates (PEM) that verify an https source. Empty: the system's CAs.",
+        ),
+        Option(
+            "timeout", 60.0, "float", "Seconds for each network step of a download.", minimum=0.1
+        ),
+        Option(
+            "max_file_size",
+            1024 * MiB,
+            "size",
+            "Largest signature file accepted from a source.",
+            minimum=1024,
+        ),
+        Option(
+            "reload",
+            True,
+            "bool",
+            "Make the daemon reload after a switch: RELOAD on the [daemon] socket, else "
+            "SIGHUP to the process in [daemon] pid_file.",
+        ),
+        Option(
+            "reload_timeout",
+            600.0,
+            "float",
+            "Seconds to wait for the daemon to report the reload in STATS.",
+            minimum=0.1,
+        ),
+        Option(
+            "watch_dir",
+            "/var/lib/clamav",
+            "str",
+            "Folder --watch follows (freshclam's): each change, once settled, is installed "
+            "as a new set.",
+        ),
+        Option(
+            "watch_interval",
+            30.0,
+            "float",
+            "Seconds between two looks at watch_dir; a change is installed once two looks agree.",
+            minimum=0.1,
+        ),
+        Option(
+            "mirror_listen",
+            "127.0.0.1:8026",
+            "str",
+            "Address --serve-mirror listens on, HOST:PORT. Loopback by default.",
+            check=_host_port,
+        ),
+    ),
+)
+
+
 SECTIONS: tuple[Section, ...] = (
     Section(
         "engine",
@@ -1216,6 +1421,8 @@ SECTIONS: tuple[Section, ...] = (
             ),
         ),
     ),
+    _NOTIFY,
+    _UPDATE,
 )
 
 SECTION_BY_NAME: dict[str, Section] = {s.name: s for s in SECTIONS}
