@@ -25,6 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from mailwarden.errors import MailwardenError
+
+
+class SetupError(MailwardenError):
+    """Setup cannot go on: the MTA is missing, a file is unreadable, a step failed.
+
+    The message says what happened and what was left in place.
+    """
+
 
 @dataclass(frozen=True, slots=True)
 class FileEdit:
@@ -96,6 +105,14 @@ class SetupContext:
     mailwarden_config: Path
     #: programs looked up here first (tests point it at unpacked MTAs)
     path: str | None = None
+    #: where manifests and backups live (``--state-dir``); None: beside
+    #: ``mta_config_dir`` when given, else /var/lib/mailwarden/setup
+    state_dir: Path | None = None
+    #: the MTA's listener that receives mail from the Internet, when not its
+    #: default (Postfix: the master.cf service, ``smtp`` unless told)
+    smtp_service: str | None = None
+    #: run ``systemctl`` for mailwarden's own unit; None: when systemd is running
+    systemd: bool | None = None
 
 
 class Integration(Protocol):
