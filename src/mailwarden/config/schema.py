@@ -27,6 +27,8 @@ class Option:
     minimum: float | None = None
     choices: tuple[str, ...] | None = None
     check: Callable[[Any], str | None] | None = None
+    #: a value that must not be shown (``config check``, the web interface)
+    secret: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,13 @@ def _host_port(value: Any) -> str | None:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         return f"expected HOST:PORT such as 127.0.0.1:3310, got {value!r}"
     return None
+
+
+def _password_hash(value: Any) -> str | None:
+    text = str(value)
+    if not text or (text.startswith("scrypt$") and text.count("$") == 5):
+        return None
+    return "expected the output of `mailwarden web passwd` (scrypt$...)"
 
 
 def _downstream(value: Any) -> str | None:
@@ -380,6 +389,8 @@ SERVE_AGENTS: tuple[str, ...] = (
     "milter",
     "pop3-proxy",
     "imap-proxy",
+    "web",
+    "metrics",
 )
 
 
@@ -1423,6 +1434,140 @@ SECTIONS: tuple[Section, ...] = (
     ),
     _NOTIFY,
     _UPDATE,
+    Section(
+        "web",
+        "The web interface (`mailwarden web`): dashboard, quarantine, events, daemon status "
+        "and the effective configuration, behind a login; /metrics on the same listener. "
+        "Off unless started by hand or named in [serve] agents. docs/web.md explains.",
+        (
+            Option(
+                "listen",
+                "127.0.0.1:8025",
+                "str",
+                "HOST:PORT it listens on. Keep it on loopback (and reach it through an SSH "
+                "tunnel or a reverse proxy) unless TLS is configured. --listen overrides it.",
+                check=_host_port,
+            ),
+            Option("username", "admin", "str", "The login name of the administrator."),
+            Option(
+                "password_hash",
+                "",
+                "str",
+                "scrypt hash of the administrator's password, as printed by `mailwarden web "
+                "passwd`. Empty: nobody can log in and `mailwarden web` refuses to start.",
+                check=_password_hash,
+                secret=True,
+            ),
+            Option(
+                "secret_file",
+                "/var/lib/mailwarden/web.key",
+                "str",
+                "Key that signs session cookies (created 0600 on first start). Replacing it "
+                "logs everybody out; so does changing the password.",
+            ),
+            Option(
+                "session_lifetime",
+                28800,
+                "int",
+                "Seconds a login lasts; then the login page is shown again.",
+                minimum=60,
+            ),
+            Option(
+                "login_attempts",
+                5,
+                "int",
+                "Failed logins from one client address within login_window after which its "
+                "further attempts are refused (HTTP 429) until the window has passed.",
+                minimum=1,
+            ),
+            Option(
+                "login_window",
+                300,
+                "int",
+                "Seconds over which failed logins are counted.",
+                minimum=1,
+            ),
+            Option(
+                "tls_certificate",
+                "",
+                "str",
+                "PEM certificate (with its chain) to serve HTTPS; session cookies then carry "
+                "the Secure flag. Empty: plain HTTP.",
+            ),
+            Option("tls_key", "", "str", "PEM private key of tls_certificate."),
+            Option(
+                "page_size",
+                100,
+                "int",
+                "Quarantine entries and events shown per page.",
+                minimum=1,
+            ),
+            Option(
+                "dashboard_days",
+                30,
+                "int",
+                "Days of history the dashboard's per-day charts cover (the per-hour charts "
+                "cover the last 48 hours).",
+                minimum=1,
+            ),
+            Option(
+                "dashboard_max_events",
+                200000,
+                "int",
+                "At most this many history events are read to draw the dashboard; older "
+                "ones are left out of its charts.",
+                minimum=100,
+            ),
+            Option(
+                "daemon_socket",
+                "",
+                "str",
+                "Daemon socket asked for the status page. Empty: the [daemon] socket value.",
+            ),
+        ),
+    ),
+    Section(
+        "metrics",
+        "Prometheus metrics. Long-running agents count every message in files under "
+        "directory; /metrics on the web listener, or `mailwarden metrics` on its own "
+        "listener, adds them up and asks the daemon for its figures. docs/metrics.md lists "
+        "every metric.",
+        (
+            Option(
+                "enabled",
+                True,
+                "bool",
+                "Let the agents count messages, verdicts, actions and scan times. Agents run "
+                "once per message (mda, qmail-queue) never count.",
+            ),
+            Option(
+                "directory",
+                "/run/mailwarden/metrics",
+                "str",
+                "Folder the agents write their figures to (prometheus-client's multiprocess "
+                "files; created 0700 when its parent exists). Every agent and the exporter "
+                "must name the same folder. Keep it on a tmpfs such as /run: it is emptied "
+                "at boot, which Prometheus reads as a counter reset.",
+            ),
+            Option(
+                "listen",
+                "127.0.0.1:9425",
+                "str",
+                "HOST:PORT of the standalone exporter (`mailwarden metrics`, or 'metrics' in "
+                "[serve] agents), for when the web interface is not running. --listen "
+                "overrides it.",
+                check=_host_port,
+            ),
+            Option(
+                "daemon_timeout",
+                2.0,
+                "float",
+                "Seconds to wait for the daemon's STATS during a scrape; past it the daemon "
+                "is reported down (mailwarden_daemon_up 0).",
+                minimum=0.1,
+            ),
+        ),
+    ),
 )
 
 SECTION_BY_NAME: dict[str, Section] = {s.name: s for s in SECTIONS}
