@@ -42,6 +42,7 @@ from mailwarden.actions.release import ReleaseError
 from mailwarden.config import Config, defaults, load_config
 from mailwarden.errors import MailwardenError
 from mailwarden.message import Envelope, Message
+from mailwarden.metrics import record as metrics_record
 from mailwarden.policy import Action, ActionKind, Mode, Outcome, Policy, SmtpReply, decide
 from mailwarden.store import QuarantineStore, open_store
 from mailwarden.verdict import Status, Verdict
@@ -98,6 +99,9 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, config: Config, scanner: Scanner, *, host: str) -> Pipeline:
+        metrics_record.arm(
+            enabled=bool(config["metrics"]["enabled"]), directory=config["metrics"]["directory"]
+        )
         return cls(
             scanner,
             Policy.from_config(config),
@@ -131,6 +135,12 @@ class Pipeline:
         scanned = time.perf_counter()
         action = shape(decide(verdict, message, self.policy, mode=mode, released=released), answer)
         timings = {"scan": scanned - started, "decide": time.perf_counter() - scanned}
+        metrics_record.scanned(
+            message.envelope,
+            status=verdict.status.value,
+            action=action.whole.kind.value,
+            seconds=timings["scan"],
+        )
         try:
             if action.keep_copy:
                 # writing and syncing a quarantine file may block: off the loop
