@@ -41,33 +41,36 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 MESSAGES = "mailwarden_messages"
 SCAN_SECONDS = "mailwarden_scan_duration_seconds"
 
-_directory: str | None = None
-_one_shot = False
-_recorder: _Recorder | None = None
-_failed = False
+
+class _State:
+    directory: str | None = None
+    one_shot = False
+    recorder: _Recorder | None = None
+    failed = False
+
+
+_state = _State()
 
 
 def one_shot() -> None:
     """This process handles one message and exits: never record in it."""
-    global _one_shot
-    _one_shot = True
+    _state.one_shot = True
 
 
 def arm(*, enabled: bool, directory: str) -> None:
     """Record into ``directory`` from the first message on (or stop, when not ``enabled``)."""
-    global _directory
-    _directory = directory if enabled and directory else None
+    _state.directory = directory if enabled and directory else None
 
 
 def scanned(envelope: Envelope, *, status: str, action: str, seconds: float) -> None:
     """Count one message and its scan time; never raises."""
-    if _directory is None or _one_shot or _failed:
+    if _state.directory is None or _state.one_shot or _state.failed:
         return
     try:
-        if _recorder is not None:
-            _recorder.add(envelope, status, action, seconds)
+        if _state.recorder is not None:
+            _state.recorder.add(envelope, status, action, seconds)
             return
-        recorder = _start(_directory)
+        recorder = _start(_state.directory)
         # the per-pid files are opened by the first add: make them 0600
         old = os.umask(0o077)
         try:
@@ -75,7 +78,8 @@ def scanned(envelope: Envelope, *, status: str, action: str, seconds: float) -> 
         finally:
             os.umask(old)
     except Exception as exc:  # a full or read-only disk must not cost a message
-        _give_up(exc)
+        _state.failed = True
+        log.warning("metrics are not recorded by this process (%s): %s", _state.directory, exc)
 
 
 class _Recorder:
@@ -106,7 +110,6 @@ class _Recorder:
 
 
 def _start(directory: str) -> _Recorder:
-    global _recorder
     path = Path(directory)
     if not path.is_dir():
         # the parent (/run/mailwarden) belongs to serve or systemd: only our own
@@ -119,17 +122,10 @@ def _start(directory: str) -> _Recorder:
     # its own pid there, as PROMETHEUS_MULTIPROC_DIR set at start-up would do
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
-    _recorder = _Recorder()
-    return _recorder
-
-
-def _give_up(exc: Exception) -> None:
-    global _failed
-    _failed = True
-    log.warning("metrics are not recorded by this process (%s): %s", _directory, exc)
+    _state.recorder = _Recorder()
+    return _state.recorder
 
 
 def reset_for_tests() -> None:
     """Forget the recorder (tests that point successive pipelines at new folders)."""
-    global _directory, _one_shot, _recorder, _failed
-    _directory, _one_shot, _recorder, _failed = None, False, None, False
+    _state.directory, _state.one_shot, _state.recorder, _state.failed = None, False, None, False
