@@ -528,7 +528,7 @@ def uninstall(
                 continue
         restore(rec)
         restored += 1
-        out(f"restored {rec.path}")
+        out(f"restored {rec.path}" if rec.existed else f"removed {rec.path} (setup created it)")
     if running is None:
         from mailwarden.setup import INTEGRATIONS
 
