@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from pathlib import Path
 
 from mailwarden.cli.common import add_config_option, config_from_args
 from mailwarden.config import render
@@ -20,7 +21,9 @@ DESCRIPTION = textwrap.dedent(
                 the first error with its file, line and key, or print every
                 effective value with the file and line it came from, then the
                 effective policy: the action per direction and category before
-                and after the queue, and the overrides
+                and after the queue, and the overrides; every notification
+                template is parsed and rendered with sample values, so a syntax
+                error or an undefined variable is reported with its file and line
       defaults  print every key with its documented default, as a commented
                 TOML file to start a configuration from
 
@@ -54,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
         print(render(), end="")
         return 0
     config = config_from_args(args)
+    if config["notify"]["enabled"]:
+        from mailwarden.notify import TemplateBook
+
+        folder = config["notify"]["template_dir"]
+        TemplateBook(Path(folder) if folder else None).check()
     if not args.quiet:
         files = ", ".join(config.files) or "none (embedded defaults)"
         print(f"# configuration files: {files}")

@@ -43,6 +43,7 @@ from mailwarden.config import Config, defaults, load_config
 from mailwarden.errors import MailwardenError
 from mailwarden.message import Envelope, Message
 from mailwarden.metrics import record as metrics_record
+from mailwarden.notify import Notifier
 from mailwarden.policy import Action, ActionKind, Mode, Outcome, Policy, SmtpReply, decide
 from mailwarden.store import QuarantineStore, open_store
 from mailwarden.verdict import Status, Verdict
@@ -87,8 +88,10 @@ class Pipeline:
         secret_file: Path | None = None,
         release_max_age: float = 604800,
         clock: Callable[[], float] = time.time,
+        notifier: Notifier | None = None,
     ) -> None:
         self.scanner = scanner
+        self.notifier = notifier
         self.policy = policy
         self.store = store
         self.host = host
@@ -109,6 +112,7 @@ class Pipeline:
             host=host,
             secret_file=Path(config["release"]["secret_file"]),
             release_max_age=float(config["release"]["max_age"]),
+            notifier=Notifier.from_config(config, host=host),
         )
 
     def reload(self, config: Config) -> None:
@@ -116,6 +120,8 @@ class Pipeline:
         progress finish with the policy they started with."""
         self.policy = Policy.from_config(config)
         self.release_max_age = float(config["release"]["max_age"])
+        if self.notifier is not None:
+            self.notifier.reconfigure(config)
 
     def reload_from(self, files: list[str]) -> None:
         """Load the configuration from the first of ``files`` again and take its policy;
@@ -144,7 +150,7 @@ class Pipeline:
         try:
             if action.keep_copy:
                 # writing and syncing a quarantine file may block: off the loop
-                return await asyncio.to_thread(
+                done = await asyncio.to_thread(
                     carry_out,
                     message,
                     verdict,
@@ -153,11 +159,12 @@ class Pipeline:
                     host=self.host,
                     timings=timings,
                 )
-            # the common case writes one history row: quicker in line than the
-            # hand-over to a thread and back, which waits for the GIL twice
-            return carry_out(
-                message, verdict, action, store=self.store, host=self.host, timings=timings
-            )
+            else:
+                # the common case writes one history row: quicker in line than the
+                # hand-over to a thread and back, which waits for the GIL twice
+                done = carry_out(
+                    message, verdict, action, store=self.store, host=self.host, timings=timings
+                )
         except Exception as exc:  # the store, the disk: nothing may be lost
             log.error(
                 "queue id %s: cannot carry out %s: %s",
@@ -166,6 +173,10 @@ class Pipeline:
                 exc,
             )
             return Done(deferred(action, _STORE_FAILED), (), None, "")
+        if self.notifier is not None:
+            # queued for a background thread once the outcome is settled; never raises
+            self.notifier.submit(message, verdict, done.action, quarantine_id=done.quarantine_id)
+        return done
 
     async def scan(self, message: Message) -> Verdict:
         """The daemon's verdict, or an ``error`` verdict saying why there is none."""

@@ -1,0 +1,151 @@
+"""The notifier: queued off the caller's path, sent by SMTP, failures only logged."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from mailwarden.notify import Notifier
+from mailwarden.notify.settings import NotifySettings
+from notify.helpers import EICAR, config, decided, message, settings
+from support.smtp_sink import smtp_sink
+
+QUARANTINE = '[policy]\ninfected = "quarantine"\n'
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_admin_and_recipient_notices_reach_the_smtp_server(tmp_path: Path) -> None:
+    with smtp_sink() as (sink, port):
+        cfg = config(tmp_path, QUARANTINE + f'[notify]\nsmtp = "127.0.0.1:{port}"\n')
+        notifier = Notifier.from_config(cfg, host="gw.example.org")
+        assert notifier is not None
+        msg = message()
+        queued = notifier.submit(msg, EICAR, decided(cfg, msg, EICAR), quarantine_id="ab" * 16)
+        assert queued == 2
+        assert notifier.flush(30)
+        assert notifier.counts["sent"] == 2
+        by_rcpt = {tuple(m.recipients): m for m in sink.messages}
+        assert set(by_rcpt) == {("postmaster",), ("bob@example.org",)}
+        for received in sink.messages:
+            assert received.sender == "<>"  # the null envelope sender, as aiosmtpd records it
+            parsed = email.message_from_bytes(received.data, policy=email.policy.default)
+            assert parsed["Auto-Submitted"] == "auto-generated"
+            assert "Eicar-Test-Signature" in parsed["Subject"]
+        admin = email.message_from_bytes(by_rcpt[("postmaster",)].data, policy=email.policy.default)
+        assert "mailwarden quarantine release " + "ab" * 16 in admin.get_content()
+
+
+def test_envelope_sender_is_configurable(tmp_path: Path) -> None:
+    with smtp_sink() as (sink, port):
+        extra = f'[notify]\nsmtp = "127.0.0.1:{port}"\nenvelope_sender = "bounces@example.org"\n'
+        cfg = config(tmp_path, QUARANTINE + extra)
+        notifier = Notifier.from_config(cfg, host="gw.example.org")
+        assert notifier is not None
+        msg = message()
+        notifier.submit(msg, EICAR, decided(cfg, msg, EICAR), quarantine_id=None)
+        assert notifier.flush(30)
+        assert {m.sender for m in sink.messages} == {"bounces@example.org"}
+
+
+def test_an_unreachable_server_is_logged_and_nothing_raises(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = config(tmp_path, QUARANTINE + f'[notify]\nsmtp = "127.0.0.1:{_free_port()}"\n')
+    notifier = Notifier.from_config(cfg, host="gw.example.org")
+    assert notifier is not None
+    msg = message()
+    with caplog.at_level(logging.ERROR, logger="mailwarden.notify"):
+        assert notifier.submit(msg, EICAR, decided(cfg, msg, EICAR), quarantine_id=None) == 2
+        assert notifier.flush(30)
+    assert notifier.counts == {"sent": 0, "failed": 2, "limited": 0, "dropped": 0}
+    assert "not sent" in caplog.text
+
+
+def test_a_refused_recipient_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with smtp_sink() as (sink, port):
+        sink.refuse.add("postmaster")
+        cfg = config(tmp_path, QUARANTINE + f'[notify]\nsmtp = "127.0.0.1:{port}"\n')
+        notifier = Notifier.from_config(cfg, host="gw.example.org")
+        assert notifier is not None
+        msg = message()
+        with caplog.at_level(logging.ERROR, logger="mailwarden.notify"):
+            notifier.submit(msg, EICAR, decided(cfg, msg, EICAR), quarantine_id=None)
+            assert notifier.flush(30)
+        assert notifier.counts["failed"] == 1 and notifier.counts["sent"] == 1
+        assert "refused postmaster: 550" in caplog.text
+
+
+def test_the_sendmail_program_failing_is_logged(tmp_path: Path) -> None:
+    cfg = config(tmp_path, QUARANTINE + '[notify]\ntransport = "sendmail"\nsendmail = "false"\n')
+    notifier = Notifier.from_config(cfg, host="gw.example.org")
+    assert notifier is not None
+    msg = message()
+    notifier.submit(msg, EICAR, decided(cfg, msg, EICAR), quarantine_id=None)
+    assert notifier.flush(30)
+    assert notifier.counts["failed"] == 2
+
+
+def test_submit_returns_before_the_send_finishes(tmp_path: Path) -> None:
+    cfg = config(tmp_path, QUARANTINE)
+    release = threading.Event()
+    sent: list[str] = []
+
+    def slow_send(data: bytes, sender: str, rcpt: str, st: NotifySettings) -> None:
+        release.wait(30)
+        sent.append(rcpt)
+
+    notifier = Notifier(settings(cfg), send=slow_send)
+    msg = message()
+    assert notifier.submit(msg, EICAR, decided(cfg, msg, EICAR), quarantine_id=None) == 2
+    assert sent == []  # still waiting in the background
+    assert not notifier.flush(0.05)
+    release.set()
+    assert notifier.flush(30)
+    assert sorted(sent) == ["bob@example.org", "postmaster"]
+
+
+def test_rate_limit_drops_the_excess_per_address(tmp_path: Path) -> None:
+    cfg = config(tmp_path, QUARANTINE + "[notify]\nrate_limit = 2\n")
+    now = [0.0]
+    sent: list[str] = []
+    notifier = Notifier(
+        settings(cfg), send=lambda d, s, r, st: sent.append(r), clock=lambda: now[0]
+    )
+    for _ in range(3):
+        msg = message()
+        notifier.submit(msg, EICAR, decided(cfg, msg, EICAR), quarantine_id=None)
+    assert notifier.flush(30)
+    assert sorted(sent) == ["bob@example.org"] * 2 + ["postmaster"] * 2
+    assert notifier.counts["limited"] == 2
+    now[0] += 1800  # half an hour: one token back for each address
+    msg = message()
+    notifier.submit(msg, EICAR, decided(cfg, msg, EICAR), quarantine_id=None)
+    assert notifier.flush(30)
+    assert len(sent) == 6
+
+
+def test_the_queue_is_bounded(tmp_path: Path) -> None:
+    cfg = config(tmp_path, QUARANTINE + "[notify]\nmax_pending = 1\nrate_limit = 0\n")
+    release = threading.Event()
+    notifier = Notifier(settings(cfg), send=lambda d, s, r, st: release.wait(30))
+    msg = message()
+    assert notifier.submit(msg, EICAR, decided(cfg, msg, EICAR), quarantine_id=None) == 1
+    assert notifier.counts["dropped"] == 1
+    release.set()
+    assert notifier.flush(30)
+
+
+def test_disabled_notifications_build_no_notifier(tmp_path: Path) -> None:
+    assert Notifier.from_config(config(tmp_path, "[notify]\nenabled = false\n"), host="h") is None
