@@ -9,6 +9,9 @@ Fixtures:
   ``clamd_factory``  start Debian's clamd on a signature folder; stopped at the
                      end of the session.  Skips when clamd is missing, fails
                      under ``CI=true``.
+  ``postgres``       a private PostgreSQL cluster for the session
+                     (``support.postgres``); ``postgres.create_database()``
+                     gives each test an empty database.  Same skip/fail rule.
 
 SECURITY: test-only; every process started here is stopped by its PID.
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from support.clamd import ClamdFactory, ClamdHandle, find_clamd, start_clamd
+from support.postgres import Cluster, private_cluster
 from support.tools import missing
 
 
@@ -40,3 +44,9 @@ def clamd_factory() -> Iterator[ClamdFactory]:
     yield start
     for handle in started:
         handle.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    with private_cluster() as cluster:
+        yield cluster

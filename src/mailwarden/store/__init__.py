@@ -9,9 +9,13 @@ Public API::
     store.record_event(ScanEvent(...)); store.events(since=...)
 
 :class:`QuarantineStore` is the interface every backend implements;
-``SqliteStore`` is the embedded default.
+``SqliteStore`` is the embedded default, ``PostgresStore`` the shared one
+for several gateway nodes (imported only when configured: psycopg is not
+loaded by processes that do not use it).  ``retention`` purges what is older
+than the retention periods, by hand or once an hour from ``serve``.
 
-SECURITY: see ``base`` (ids), ``spool`` (file modes) and ``sqlite`` (SQL).
+SECURITY: see ``base`` (ids), ``spool`` (file modes), ``sqlite`` and
+``postgres`` (SQL, the password).
 """
 
 from pathlib import Path
@@ -33,10 +37,24 @@ from mailwarden.store.sqlite import SqliteStore
 
 
 def open_store(config: Config) -> QuarantineStore:
-    """Open the backend ``[store] backend`` names, creating its files if needed."""
+    """Open the backend ``[store] backend`` names.
+
+    SQLite: creates its files if needed.  PostgreSQL: connects on first use,
+    so opening succeeds while the server is down and each call then raises
+    :class:`StoreError` naming the server.
+    """
     section = config["store"]
     if section["backend"] == "sqlite":
         return SqliteStore(Path(section["database"]), Path(section["spool_dir"]))
+    if section["backend"] == "postgresql":
+        from mailwarden.store.postgres import PostgresStore
+
+        return PostgresStore(
+            section["dsn"],
+            password_file=Path(section["password_file"]) if section["password_file"] else None,
+            connect_timeout=section["connect_timeout"],
+            statement_timeout=section["statement_timeout"],
+        )
     raise StoreError(f"unknown store backend {section['backend']!r}")  # pragma: no cover
 
 

@@ -1,6 +1,6 @@
 """The store interface: quarantine entries and the history of scanned messages.
 
-Every backend (SQLite and its spool today, PostgreSQL later) implements
+Every backend (SQLite and its spool, PostgreSQL) implements
 :class:`QuarantineStore`; callers only see this module's types::
 
     store = open_store(config)
@@ -133,6 +133,15 @@ class ScanEvent:
 
 class QuarantineStore(Protocol):
     """What every store backend provides.  Methods raise :class:`StoreError`."""
+
+    def ping(self) -> None:
+        """Raise :class:`StoreError` (whose text names the database) unless the store
+        answers; cheap enough for a status page or a health check to call often."""
+        ...
+
+    def schema_version(self) -> int:
+        """The schema version of the database (``_migrations.LATEST`` once open)."""
+        ...
 
     def put(
         self, raw: bytes, envelope: Envelope, verdict: Verdict, reason: str
