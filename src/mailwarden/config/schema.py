@@ -137,6 +137,13 @@ def _password_hash(value: Any) -> str | None:
     return "expected the output of `mailwarden web passwd` (scrypt$...)"
 
 
+def _check_dsn(value: Any) -> str | None:
+    text = str(value)
+    if re.search(r"(^|\s)password\s*=", text) or re.search(r"://[^/@?]*:[^/@?]*@", text):
+        return "holds a password; put it in [store] password_file or ~/.pgpass instead"
+    return None
+
+
 def _downstream(value: Any) -> str | None:
     text = str(value)
     if text.startswith("maildir:"):
@@ -911,7 +918,14 @@ SECTIONS: tuple[Section, ...] = (
         "store",
         "The quarantine and the history of scanned messages.",
         (
-            Option("backend", "sqlite", "str", "Store backend.", choices=("sqlite",)),
+            Option(
+                "backend",
+                "sqlite",
+                "str",
+                "Store backend: 'sqlite' (one node, nothing to run) or 'postgresql' "
+                "(several nodes share one quarantine and one history).",
+                choices=("sqlite", "postgresql"),
+            ),
             Option(
                 "database",
                 "/var/lib/mailwarden/mailwarden.sqlite3",
@@ -922,8 +936,39 @@ SECTIONS: tuple[Section, ...] = (
                 "spool_dir",
                 "/var/lib/mailwarden/quarantine",
                 "str",
-                "Folder of quarantined messages (created 0700, files 0600, named by "
-                "generated ids only).",
+                "Folder of quarantined messages for SQLite (created 0700, files 0600, named "
+                "by generated ids only). PostgreSQL keeps the messages in the database.",
+            ),
+            Option(
+                "dsn",
+                "",
+                "str",
+                "PostgreSQL connection string or URI, such as 'host=db.example.org "
+                "dbname=mailwarden user=mailwarden'; empty: libpq's defaults and PG* "
+                "variables. No password here: use password_file or ~/.pgpass.",
+                check=_check_dsn,
+            ),
+            Option(
+                "password_file",
+                "",
+                "str",
+                "File whose first line is the PostgreSQL password (refused when others may "
+                "read it); empty: libpq's PGPASSWORD, PGPASSFILE or ~/.pgpass.",
+            ),
+            Option(
+                "connect_timeout",
+                5.0,
+                "float",
+                "Seconds to wait for a PostgreSQL connection; mail that needs the store while "
+                "it is unreachable is deferred.",
+                minimum=1,
+            ),
+            Option(
+                "statement_timeout",
+                30.0,
+                "float",
+                "Seconds a PostgreSQL statement may run before it is cancelled.",
+                minimum=1,
             ),
             Option(
                 "retention_days",
@@ -945,9 +990,30 @@ SECTIONS: tuple[Section, ...] = (
         "release",
         "Re-injection of released messages, marked so that they are not quarantined again.",
         (
+            Option(
+                "method",
+                "smtp",
+                "str",
+                "How released mail is re-injected: 'smtp' to host:port, or 'sendmail' "
+                "through the local MTA's sendmail program.",
+                choices=("smtp", "sendmail"),
+            ),
             Option("host", "127.0.0.1", "str", "SMTP server released mail is sent to."),
             Option("port", 25, "int", "Its port.", minimum=1),
-            Option("timeout", 60.0, "float", "Seconds for the SMTP session.", minimum=0.1),
+            Option(
+                "timeout",
+                60.0,
+                "float",
+                "Seconds for the SMTP session or the sendmail program.",
+                minimum=0.1,
+            ),
+            Option(
+                "sendmail_path",
+                "/usr/sbin/sendmail",
+                "str",
+                "The MTA's sendmail program, run as 'sendmail -G -i -f SENDER -- "
+                "RECIPIENT...' (no shell) when method = 'sendmail'.",
+            ),
             Option(
                 "secret_file",
                 "/etc/mailwarden/release.key",
