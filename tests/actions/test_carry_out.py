@@ -11,7 +11,7 @@ from mailwarden.actions import carry_out, log_line, log_record
 from mailwarden.config import defaults, load_config
 from mailwarden.message import Envelope, Message
 from mailwarden.policy import ActionKind, Mode, Policy, decide
-from mailwarden.store import QuarantineFilter, SqliteStore
+from mailwarden.store import QuarantineFilter, SqliteStore, StoreError
 from mailwarden.verdict import Finding, Status, Verdict
 
 RAW = b"Subject: report\r\nX-Virus-Status: Clean\r\n\r\nbody\r\n"
@@ -99,3 +99,31 @@ def test_clean_mail_without_store_or_recipients() -> None:
         and delivered.count(b"X-Virus-Status") == 1
         and b"X-Virus-Status: Clean" in delivered
     )
+
+
+def test_a_history_failure_neither_defers_nor_loses_the_quarantine_copy(
+    policy: Policy, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(event: object) -> None:
+        raise StoreError("PostgreSQL server db port 5432: connection refused")
+
+    monkeypatch.setattr(store, "record_event", down)
+    message = Message(RAW, ENV)
+    action = decide(EICAR, message, policy, mode=Mode.AFTER_QUEUE)
+    done = carry_out(message, EICAR, action, store=store, host="mx1", emit_log=False)
+    assert done.quarantine_id is not None and store.read(done.quarantine_id) == RAW
+    assert len(store.entries(QuarantineFilter())) == 1
+    assert done.deliveries and done.action.whole.kind is not ActionKind.DEFER
+
+
+def test_a_quarantine_failure_raises_for_the_pipeline_to_defer(
+    policy: Policy, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args: object) -> None:
+        raise StoreError("PostgreSQL server db port 5432: connection refused")
+
+    monkeypatch.setattr(store, "put", down)
+    message = Message(RAW, ENV)
+    action = decide(EICAR, message, policy, mode=Mode.AFTER_QUEUE)
+    with pytest.raises(StoreError):
+        carry_out(message, EICAR, action, store=store, host="mx1", emit_log=False)

@@ -12,6 +12,10 @@ Agents that answer once use ``action.whole``; those that answer per recipient
 use ``action.outcomes`` and deliver each entry of ``deliveries`` to its
 recipients.
 
+Failures: a quarantine copy that cannot be stored raises (the agent's
+pipeline turns it into a temporary failure, so the MTA keeps the mail); a
+history row that cannot be written is logged and skipped.
+
 SECURITY: the only writer of the quarantine besides release; the message is
 stored byte for byte as received (before any header change) under an id the
 store generates.  Timing values come from the caller (this module reads the
@@ -21,6 +25,7 @@ clock only to time-stamp the history event).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass
 
@@ -28,8 +33,10 @@ from mailwarden.actions.headers import apply_action
 from mailwarden.actions.log import log_line, log_message, log_record
 from mailwarden.message import Message
 from mailwarden.policy import Action, Outcome
-from mailwarden.store import QuarantineId, QuarantineStore, ScanEvent
+from mailwarden.store import QuarantineId, QuarantineStore, ScanEvent, StoreError
 from mailwarden.verdict import Verdict
+
+_log = logging.getLogger("mailwarden.actions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +67,23 @@ def carry_out(
     for outcome, rcpts in _delivering(action):
         deliveries.append((apply_action(message.raw, action, outcome, host=host), rcpts))
     if store is not None:
-        store.record_event(
-            ScanEvent(
-                time=time.time(),
-                envelope=dataclasses.replace(message.envelope, direction=action.direction),
-                status=verdict.status.value,
-                action=action.kind.value,
-                finding=verdict.name,
-                size=len(message.raw),
-                quarantine_id=qid,
-                timings={**verdict.timings, **(timings or {})},
-            )
+        event = ScanEvent(
+            time=time.time(),
+            envelope=dataclasses.replace(message.envelope, direction=action.direction),
+            status=verdict.status.value,
+            action=action.kind.value,
+            finding=verdict.name,
+            size=len(message.raw),
+            quarantine_id=qid,
+            timings={**verdict.timings, **(timings or {})},
         )
+        try:
+            store.record_event(event)
+        except StoreError as exc:
+            # the history is not worth deferring mail for, and a deferral after
+            # the quarantine copy was stored would store it again on the retry;
+            # the log line below still records the message
+            _log.warning("history not recorded (queue id %s): %s", message.envelope.queue_id, exc)
     record = log_record(message, verdict, action, timings=timings, quarantine_id=qid)
     if emit_log:
         log_message(record)
