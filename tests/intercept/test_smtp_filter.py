@@ -131,6 +131,33 @@ def test_pipelined_transactions(agent: Agent) -> None:
     c.close()
 
 
+def test_quit_pipelined_after_the_dot_and_a_half_close_still_get_the_reply(agent: Agent) -> None:
+    # Exim's smtp transport does this when nothing else waits for the host: the reply to
+    # the message is still owed, and the message must be handed on exactly once
+    raw, mid = make_message(sender="s@remote.example", to="u@test.example")
+    c = agent.client()
+    c.send(b"MAIL FROM:<s@remote.example>\r\nRCPT TO:<u@test.example>\r\nDATA\r\n")
+    assert [c.reply()[:3] for _ in range(3)] == ["250", "250", "354"]
+    c.send(raw + b".\r\nQUIT\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.reply().startswith("250 2.0.0")
+    assert len(agent.delivered(mid.encode())) == 1
+    c.close()
+
+
+def test_input_ended_inside_data_closes_the_session_and_takes_nothing(agent: Agent) -> None:
+    raw, mid = make_message(sender="s@remote.example", to="u@test.example")
+    c = agent.client()
+    c.send(b"MAIL FROM:<s@remote.example>\r\nRCPT TO:<u@test.example>\r\nDATA\r\n")
+    assert [c.reply()[:3] for _ in range(3)] == ["250", "250", "354"]
+    c.send(raw)
+    c.sock.shutdown(socket.SHUT_WR)
+    c.sock.settimeout(10)
+    assert c.sock.recv(4096) == b""
+    assert agent.delivered(mid.encode()) == []
+    c.close()
+
+
 def test_declared_size_over_the_limit_gets_552(agent: Agent) -> None:
     c = agent.client()
     assert c.cmd("MAIL FROM:<s@remote.example> SIZE=1073741824").startswith("552")

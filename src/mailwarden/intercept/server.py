@@ -12,7 +12,10 @@ mail path needs changed and calls the handler's hooks as aiosmtpd does:
 * ``XFORWARD`` (Postfix's client attributes), and PIPELINING, DSN and
   XFORWARD announced in the EHLO reply beside SIZE, 8BITMIME and SMTPUTF8;
 * a cap on concurrent sessions (``421``), and the idle timer kept alive
-  while a long DATA is flowing and while the message is being processed.
+  while a long DATA is flowing and while the message is being processed;
+* a client that shuts down its side after the final dot (QUIT pipelined
+  behind it, as Exim does) still gets the message's reply; the session
+  ends after it.  aiosmtpd alone would drop the message being processed.
 
 A handler gets the session (:class:`AgentSession`) and the envelope
 (:class:`AgentEnvelope`, with ``spool``, ``params``, ``rcpt_params`` and
@@ -136,6 +139,9 @@ class AgentSMTP(SMTP):
         self.settings = settings
         self.sessions = sessions
         self.offer_xforward = xforward
+        #: between DATA's 354 and its reply, and whether the client ended its side in it
+        self._in_data = False
+        self._eof_in_data = False
 
     # --- aiosmtpd factories -------------------------------------------------------------
 
@@ -180,6 +186,23 @@ class AgentSMTP(SMTP):
             closer = getattr(self.event_handler, "session_closed", None)
             if closer is not None and isinstance(self.session, AgentSession):
                 await closer(self.session)
+
+    def eof_received(self) -> bool | None:
+        if self._in_data and self.session is not None and self.session.ssl is None:
+            # A client may pipeline QUIT after the final dot and shut down its sending side
+            # (Exim's smtp transport does when nothing else waits for the host).  aiosmtpd
+            # would cancel the session, and the message with it: the client would see the
+            # connection closed instead of the reply.  The reader gets the end of input;
+            # the session ends once the message has its reply.
+            self._eof_in_data = True
+            return asyncio.StreamReaderProtocol.eof_received(self)
+        return super().eof_received()
+
+    async def _end_session(self) -> None:
+        """End the session the way aiosmtpd ends one whose client went away."""
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
+        await asyncio.sleep(0)
 
     # --- commands -----------------------------------------------------------------------
 
@@ -287,13 +310,20 @@ class AgentSMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         spool = MessageSpool(self.settings.spool_threshold)
+        self._in_data = True
         try:
-            status = await read_data(
-                self._reader,
-                spool,
-                max_size=self.settings.max_message_size,
-                alive=self._reset_timeout,
-            )
+            try:
+                status = await read_data(
+                    self._reader,
+                    spool,
+                    max_size=self.settings.max_message_size,
+                    alive=self._reset_timeout,
+                )
+            except asyncio.IncompleteReadError:
+                # the input ended before the final dot: nothing of the message is taken
+                log.info("%s: input ended inside DATA", self.session and self.session.peer)
+                await self._end_session()
+                return
             if status is DataStatus.TOO_BIG:
                 log.info(
                     "%s: message over %d bytes refused",
@@ -302,6 +332,8 @@ class AgentSMTP(SMTP):
                 )
                 self._set_post_data_state()
                 await self.push("552 5.3.4 Error: message too big")
+                if self._eof_in_data:
+                    await self._end_session()
                 return
             envelope.spool = spool
             # scanning and delivery may take longer than a silent client is allowed
@@ -317,8 +349,11 @@ class AgentSMTP(SMTP):
             self._reset_timeout()
         finally:
             spool.close()
+            self._in_data = False
         self._set_post_data_state()
         await self.push("250 2.0.0 Ok" if reply is MISSING else reply)
+        if self._eof_in_data:
+            await self._end_session()
 
 
 class AgentLMTP(LMTP, AgentSMTP):
