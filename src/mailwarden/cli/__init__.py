@@ -58,6 +58,8 @@ _COMMANDS = (
     "qmail_queue_cmd",
     "zmailer_filter_cmd",
     "serve_cmd",
+    "web_cmd",
+    "metrics_cmd",
 )
 
 #: Commands the MTA runs once per message: ``main`` hands them their arguments
@@ -83,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in _PER_MESSAGE:
+        # one message per process: per-process metrics files would pile up
+        from mailwarden.metrics import record
+
+        record.one_shot()
         module = importlib.import_module(f"mailwarden.cli.{_PER_MESSAGE[args_list[0]]}")
         per_message: int = module.main(args_list[1:])
         return per_message
