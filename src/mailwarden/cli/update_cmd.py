@@ -177,8 +177,9 @@ def _rollback(settings: UpdateSettings) -> int:
 
 def _serve(settings: UpdateSettings, listen: str) -> int:
     server = make_server(SetStore(settings.database_dir, keep=settings.keep), listen)
-    host, port = server.server_address[:2]
-    print(f"serving {settings.database_dir} on http://{host}:{port}/", flush=True)
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    shown = f"[{host}]" if ":" in host else host
+    print(f"serving {settings.database_dir} on http://{shown}:{port}/", flush=True)
     signal.signal(signal.SIGTERM, _stop)
     try:
         server.serve_forever()
