@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailwarden.engine.filetype import FileKind, sniff
+from mailwarden.engine.filetype import FileKind, looks_like_mail, sniff
 
 PE = b"MZ" + b"\0" * 58 + (64).to_bytes(4, "little") + b"PE\0\0" + b"\0" * 64
 
@@ -39,3 +39,32 @@ def test_tar_is_found_by_ustar_magic() -> None:
     block = bytearray(512)
     block[257:262] = b"ustar"
     assert sniff(bytes(block)) is FileKind.TAR
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"From: a@example.org\nX-Junk: a\x00b\n\nbody",
+        b"From: a@example.org\nSubject: \x01\x02\x03\x04\x05\n\nbody",
+        b"MZ: x\nFrom: a@example.org\n\nbody",
+        b"BZh: x\nFrom: a@example.org\n\nbody",
+        b"From a@example.org Mon Jan  1 00:00:00 2024\nSubject: %PDF-1.4\n\n",
+    ],
+)
+def test_a_header_block_is_mail_whatever_sniffing_says(data: bytes) -> None:
+    # these evaded the MIME walk: the walker parses them as mail when they come from an MTA
+    assert looks_like_mail(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"PK\x03\x04" + b"a: b\n" * 4,
+        b"MZ\x90\x00\x03",
+        b"BZh91AY&SY: x\nFrom: y\n",
+        b"%PDF-1.7\n1 0 obj\n",
+        b"Dear Bob: hello\nthere",
+    ],
+)
+def test_binary_magic_and_prose_are_not_mail(data: bytes) -> None:
+    assert not looks_like_mail(data)

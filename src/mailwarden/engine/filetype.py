@@ -149,6 +149,29 @@ def sniff(data: Buffer, limit: int = 4096) -> FileKind:
     return FileKind.BINARY
 
 
+#: an RFC 5322 field name and its colon at the very start of the data
+_FIELD_START = re.compile(rb"[!-9;-~]{1,76}:")
+#: what every real bzip2 stream starts with (the magic alone is printable)
+_BZIP2_STREAM = re.compile(rb"BZh[1-9]1AY&SY")
+
+
+def looks_like_mail(data: Buffer, limit: int = 4096) -> bool:
+    """True when ``data`` opens with a header block, whatever else sniffing sees.
+
+    For data that came from an MTA: a NUL or control bytes in a header, a
+    header named like a magic number (``MZ:``, ``BZh:``), ``%PDF-`` in a
+    subject or ``ustar`` at offset 257 must not turn a message into a blob
+    whose attachments are never decoded.  Binary magic numbers cannot match
+    (a field name is printable ASCII), and a real bzip2 stream is kept.
+    """
+    head = bytes(data[:limit]).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if _BZIP2_STREAM.match(head):
+        return False
+    if not (head.startswith(b"From ") or _FIELD_START.match(head)):
+        return False
+    return _mail_headers(head)
+
+
 def _mail_headers(head: bytes) -> bool:
     """At least two header lines in the first block: a mail, not prose."""
     count = 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mailwarden.engine.filetype import FileKind, sniff
+from mailwarden.engine.filetype import FileKind, looks_like_mail, sniff
 from mailwarden.engine.limits import LimitExceeded
 from mailwarden.engine.objects import Child, ScanObject, WalkContext
 from mailwarden.engine.unpack import extractor_for
@@ -31,11 +31,14 @@ def walk(
     """Yield ``(object, kind)`` for the root and every descendant, depth first.
 
     ``as_mail``: the root is known to be a message (it came from an MTA), so
-    text that does not look like one by its first lines is parsed as mail anyway.
+    text that does not look like one by its first lines is parsed as mail anyway,
+    and so is anything that opens with a header block, whatever a NUL, control
+    bytes or a magic-looking header name made sniffing say.
     The caller may stop early (``break``); the open generators are closed then.
     """
     root_kind = sniff(root.data)
-    if as_mail and root_kind in (FileKind.TEXT, FileKind.HTML, FileKind.EMPTY):
+    text_like = root_kind in (FileKind.TEXT, FileKind.HTML, FileKind.EMPTY)
+    if as_mail and root_kind is not FileKind.MAIL and (text_like or looks_like_mail(root.data)):
         root_kind = FileKind.MAIL
     yield root, root_kind
     stack: list[tuple[ScanObject, FileKind, Iterator[Child]]] = []
@@ -74,6 +77,13 @@ def walk(
                 meta=child.meta,
             )
             kind = sniff(obj.data)
+            if (
+                kind is not FileKind.MAIL
+                and (child.content_type or "").lower().startswith("message/")
+                and looks_like_mail(obj.data)
+            ):
+                # an attached message is mail whatever its header bytes made sniffing say
+                kind = FileKind.MAIL
             yield obj, kind
             _push(stack, obj, kind, ctx)
     finally:
