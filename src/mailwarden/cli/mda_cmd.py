@@ -6,6 +6,13 @@ command line is answered with a sysexits code (``[mda] exit_usage``, 75 by
 default) instead of argparse's 2, which MTAs read as a permanent failure.
 :func:`register` only adds the command to ``mailwarden --help``.
 
+When the resident agent (``mailwarden mda-agent``) answers on ``[mda]
+agent_socket``, :func:`deliver` hands it the message through
+``mailwarden.cli.mda_client``, which imports nothing beyond the standard
+library; otherwise (``[mda] agent = "auto"``) it runs the pipeline in this
+process (``mailwarden.intercept.mda``), which is correct but pays for
+importing it on every delivery.
+
 SECURITY: runs with the identity the MTA chose; see
 ``mailwarden.intercept.mda``.  The original MDA's command line comes from
 the MTA's configuration and is executed without a shell.
@@ -17,8 +24,8 @@ import argparse
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing itself costs milliseconds on every delivery
 if TYPE_CHECKING:
     from mailwarden.intercept.mda import Request
 
@@ -120,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     """Reached only through the full parser (``main`` takes the direct path)."""
     if not args.command:
         return usage_failure("mda", [], "no original MDA after --")
-    return deliver(request_of(args, tuple(args.command)))
+    args.command = tuple(args.command)
+    return deliver(args)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -129,17 +137,42 @@ def main(argv: Sequence[str]) -> int:
     return parsed if isinstance(parsed, int) else deliver(parsed)
 
 
-def deliver(request: Request) -> int:
+def deliver(args: argparse.Namespace) -> int:
+    """Through the agent when it answers, else in this process."""
+    code, unreachable = through_agent("mda", args)
+    if code is not None:
+        return code
     from mailwarden.intercept.mda import route_logs, run_mda
 
     route_logs("mailwarden-mda")
-    return run_mda(request, sys.stdin.buffer)
+    note_unreachable(unreachable)
+    return run_mda(request_of(args), sys.stdin.buffer)
+
+
+def through_agent(verb: str, args: argparse.Namespace) -> tuple[int | None, str]:
+    """The exit status of a delivery through the agent, or None to run it in this process
+    (with the agent's socket when it did not answer, for the log)."""
+    from mailwarden.cli import mda_client
+
+    if args.daemon_socket:  # a daemon was named: this process talks to it itself
+        return None, ""
+    return mda_client.attempt(verb, args.config, args.sender, args.recipient, args.command)
+
+
+def note_unreachable(unreachable: str) -> None:
+    if unreachable:
+        import logging
+
+        logging.getLogger("mailwarden.intercept.mda").warning(
+            "the mda agent is not answering on %s: scanning in this process", unreachable
+        )
 
 
 def parse(
     name: str, argv: Sequence[str], description: str, epilog: str, *, takes_command: bool
-) -> Request | int:
-    """The request on ``argv``, or the exit status after a usage error was reported."""
+) -> argparse.Namespace | int:
+    """The parsed ``argv`` (the MDA's command line in ``command``), or the exit status after
+    a usage error was reported."""
     argv = list(argv)
     options, command = split_command(argv)
     missing_dashes = "missing -- before the original MDA's command line"
@@ -158,10 +191,11 @@ def parse(
             raise UsageError(f"{name} takes no command after --")
     except UsageError as exc:
         return usage_failure(name, argv, str(exc))
-    return request_of(args, tuple(command or ()))
+    args.command = tuple(command or ())
+    return args
 
 
-def request_of(args: argparse.Namespace, command: tuple[str, ...]) -> Request:
+def request_of(args: argparse.Namespace) -> Request:
     from mailwarden.intercept.mda import Request
 
     return Request(
@@ -169,7 +203,7 @@ def request_of(args: argparse.Namespace, command: tuple[str, ...]) -> Request:
         recipients=tuple(args.recipient),
         config=args.config,
         daemon_socket=args.daemon_socket,
-        command=command,
+        command=tuple(getattr(args, "command", ())),
     )
 
 

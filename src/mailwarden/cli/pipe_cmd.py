@@ -2,7 +2,8 @@
 
 Like ``mda`` it is started once per message, so :func:`main` is reached
 straight from ``mailwarden.cli.main`` and a bad command line exits with a
-sysexits code; :func:`register` only adds it to ``mailwarden --help``.
+sysexits code; :func:`register` only adds it to ``mailwarden --help``.  It
+goes through the resident agent as ``mda`` does (``mailwarden.cli.mda_cmd``).
 
 SECURITY: runs as the MDA runs (usually the recipient); see
 ``mailwarden.intercept.mda``.  Standard output carries only the message.
@@ -14,12 +15,8 @@ import argparse
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from mailwarden.cli.mda_cmd import add_arguments, parse, request_of
-
-if TYPE_CHECKING:
-    from mailwarden.intercept.mda import Request
+from mailwarden.cli.mda_cmd import add_arguments, note_unreachable, parse, request_of, through_agent
 
 DESCRIPTION = textwrap.dedent(
     """\
@@ -65,7 +62,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Reached only through the full parser (``main`` takes the direct path)."""
-    return filter_message(request_of(args, ()))
+    args.command = ()
+    return filter_message(args)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -74,8 +72,13 @@ def main(argv: Sequence[str]) -> int:
     return parsed if isinstance(parsed, int) else filter_message(parsed)
 
 
-def filter_message(request: Request) -> int:
+def filter_message(args: argparse.Namespace) -> int:
+    """Through the agent when it answers, else in this process."""
+    code, unreachable = through_agent("pipe", args)
+    if code is not None:
+        return code
     from mailwarden.intercept.mda import route_logs, run_pipe
 
     route_logs("mailwarden-pipe")
-    return run_pipe(request, sys.stdin.buffer, sys.stdout.buffer)
+    note_unreachable(unreachable)
+    return run_pipe(request_of(args), sys.stdin.buffer, sys.stdout.buffer)

@@ -396,6 +396,7 @@ SERVE_AGENTS: tuple[str, ...] = (
     "milter",
     "pop3-proxy",
     "imap-proxy",
+    "mda-agent",
     "web",
     "metrics",
 )
@@ -974,15 +975,23 @@ SECTIONS: tuple[Section, ...] = (
                 "retention_days",
                 30,
                 "int",
-                "Days a quarantined message is kept by 'quarantine purge'.",
+                "Days a quarantined message is kept (see purge_interval).",
                 minimum=1,
             ),
             Option(
                 "event_retention_days",
                 90,
                 "int",
-                "Days the history of scanned messages is kept by 'quarantine purge'.",
+                "Days the history of scanned messages is kept (see purge_interval).",
                 minimum=1,
+            ),
+            Option(
+                "purge_interval",
+                3600,
+                "int",
+                "Seconds between the purges 'mailwarden serve' runs by itself (retention_days, "
+                "event_retention_days); 0: none (run 'quarantine purge' from a timer).",
+                minimum=0,
             ),
         ),
     ),
@@ -1347,6 +1356,56 @@ SECTIONS: tuple[Section, ...] = (
                 "(deferred by default). Keep it well below the MTA's limit for a delivery "
                 "command (Postfix command_time_limit, 1000s).",
                 minimum=0.1,
+            ),
+            Option(
+                "agent",
+                "auto",
+                "str",
+                "How mda and pipe scan: 'auto' hands the message to the resident agent "
+                "(`mailwarden mda-agent`) when it answers on agent_socket and otherwise scans "
+                "in the delivering process (slower; needs the store writable); 'require' "
+                "answers exit_tempfail when the agent does not answer; 'off' always scans in "
+                "the delivering process.",
+                choices=("auto", "require", "off"),
+            ),
+            Option(
+                "agent_socket",
+                "/run/mailwarden/mda.sock",
+                "str",
+                "Unix socket of the mda agent: where `mailwarden mda-agent` listens and "
+                "where mda and pipe look for it.",
+            ),
+            Option(
+                "agent_socket_mode",
+                "0660",
+                "str",
+                "Permissions of the agent's socket, in octal. Every user the MTA runs "
+                "deliveries as must be able to connect; Postfix gives its delivery commands "
+                "only the user's primary group (docs/mda.md).",
+                check=_octal_mode,
+            ),
+            Option(
+                "agent_socket_group",
+                "mailwarden",
+                "str",
+                "Group that owns the agent's socket. Empty: the agent's primary group.",
+            ),
+            Option(
+                "agent_timeout",
+                180.0,
+                "float",
+                "Seconds mda and pipe wait for the agent's answer (a queue of other "
+                "messages and the scan included) before they exit with exit_tempfail. Keep "
+                "it above scan_timeout.",
+                minimum=1.0,
+            ),
+            Option(
+                "agent_max_requests",
+                32,
+                "int",
+                "Messages the agent reads and judges at once; more wait for a turn. "
+                "Memory is bounded by this number times the largest message.",
+                minimum=1,
             ),
             *(
                 Option(

@@ -68,6 +68,7 @@ AGENTS: Mapping[str, Agent] = {
     "milter": Agent("milter", _daemon_socket, listen_key="socket"),
     "pop3-proxy": Agent("pop3_proxy", _daemon_socket),
     "imap-proxy": Agent("imap_proxy", _daemon_socket),
+    "mda-agent": Agent("mda", _daemon_socket, listen_key="agent_socket"),
     # read the store and ask the daemon on the sockets their sections name
     "web": Agent("web", lambda _config: []),
     "metrics": Agent("metrics", lambda _config: []),

@@ -37,6 +37,7 @@ command line.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -45,7 +46,7 @@ from mailwarden.errors import MailwardenError
 from mailwarden.intercept.mda.handoff import HandoffError, exec_mda, find_program
 from mailwarden.intercept.mda.intake import Intake, IntakeError, read_message
 from mailwarden.intercept.mda.judge import Decision, judge
-from mailwarden.intercept.mda.report import say
+from mailwarden.intercept.mda.report import reason_line, say
 from mailwarden.intercept.mda.settings import ExitCodes, MdaSettings
 from mailwarden.intercept.pipeline import Scanner
 from mailwarden.message import Envelope, Message, Point
@@ -165,6 +166,17 @@ def _process(
 
 def _refusal(decision: Decision, codes: ExitCodes, *, quarantine: int, discard: int) -> int:
     """The exit status for an outcome that does not hand the message on."""
+    code, line = refusal(decision, codes, quarantine=quarantine, discard=discard)
+    if line:
+        print(line, file=sys.stderr, flush=True)
+    return code
+
+
+def refusal(
+    decision: Decision, codes: ExitCodes, *, quarantine: int, discard: int
+) -> tuple[int, str]:
+    """The exit status and the line for stderr ("" for none) of an outcome that does not
+    hand the message on."""
     if decision.kind is ActionKind.QUARANTINE:
         code = quarantine
     elif decision.kind is ActionKind.DISCARD:
@@ -173,9 +185,10 @@ def _refusal(decision: Decision, codes: ExitCodes, *, quarantine: int, discard: 
         code = codes.reject
     else:
         code = codes.tempfail
-    if code:
-        say(code, decision.reply.status, decision.reply.text, temporary=codes.tempfail)
-    return code
+    if not code:
+        return code, ""
+    text = decision.reply.text
+    return code, reason_line(code, decision.reply.status, text, temporary=codes.tempfail)
 
 
 def _fail(code: int, status: str, text: str, codes: ExitCodes) -> _Stop:

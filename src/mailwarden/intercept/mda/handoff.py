@@ -4,6 +4,7 @@
 
     path = find_program(argv[0])             # before scanning: fail early
     exec_mda(path, argv, (from_line, data), threshold=1 << 20)   # does not return
+    fd = stage_copy((from_line, data), 1 << 20)   # the mda agent sends this to its client
 
 The delivered copy is written to an anonymous file (memfd, or an unlinked
 temporary file past the threshold), that file becomes standard input, and
@@ -26,6 +27,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import NoReturn
 
+# the thin client (stdlib only) looks the program up too, before it hands the message on
+from mailwarden.cli import mda_client as client
 from mailwarden.errors import MailwardenError
 
 
@@ -35,18 +38,10 @@ class HandoffError(MailwardenError):
 
 def find_program(name: str) -> str:
     """The executable ``name`` names: a path, or a name looked up in $PATH."""
-    if not name:
-        raise HandoffError("no original MDA given after --")
-    if "/" in name:
-        candidates = [name]
-    else:
-        path = os.environ.get("PATH") or os.defpath
-        candidates = [os.path.join(d or ".", name) for d in path.split(os.pathsep)]
-    for candidate in candidates:
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    where = "" if "/" in name else " in $PATH"
-    raise HandoffError(f"original MDA {name!r} not found{where} or not executable")
+    try:
+        return client.find_program(name)
+    except LookupError as exc:
+        raise HandoffError(str(exc)) from exc
 
 
 def exec_mda(path: str, argv: Sequence[str], parts: Sequence[bytes], *, threshold: int) -> NoReturn:
@@ -56,7 +51,7 @@ def exec_mda(path: str, argv: Sequence[str], parts: Sequence[bytes], *, threshol
     program cannot be started; on success it does not return.
     """
     try:
-        fd = _stage(parts, threshold)
+        fd = stage_copy(parts, threshold)
         os.dup2(fd, 0)
         os.close(fd)
         sys.stdout.flush()
@@ -67,7 +62,7 @@ def exec_mda(path: str, argv: Sequence[str], parts: Sequence[bytes], *, threshol
         raise HandoffError(f"cannot run the original MDA {path}: {exc.strerror or exc}") from exc
 
 
-def _stage(parts: Sequence[bytes], threshold: int) -> int:
+def stage_copy(parts: Sequence[bytes], threshold: int) -> int:
     """A descriptor of an anonymous file holding ``parts``, positioned at its start."""
     size = sum(len(p) for p in parts)
     if size <= threshold and hasattr(os, "memfd_create"):

@@ -86,10 +86,15 @@ async def _judge(
         scanner = client
     try:
         pipeline = Pipeline.from_config(config, scanner, host=header_host(config))
-        done = await pipeline.process(message, mode=mode, answer=Answer.ONE_COPY)
+        return await decide(pipeline, message, mode)
     finally:
         if client is not None:
             await client.close()
+
+
+async def decide(pipeline: Pipeline, message: Message, mode: Mode = Mode.AFTER_QUEUE) -> Decision:
+    """One message through ``pipeline`` (the mda agent keeps one for every request)."""
+    done = await pipeline.process(message, mode=mode, answer=Answer.ONE_COPY)
     whole = done.action.whole
     data = done.deliveries[0][0] if done.deliveries else None
     return Decision(whole.kind, whole.reply, data, done.quarantine_id)

@@ -47,10 +47,15 @@ def route_logs(ident: str) -> None:
 
 def say(code: int, status: str, text: str, *, temporary: int) -> None:
     """One line on stderr: ``4.7.1 text`` or ``5.7.1 text``, the class following ``code``."""
+    print(reason_line(code, status, text, temporary=temporary), file=sys.stderr, flush=True)
+
+
+def reason_line(code: int, status: str, text: str, *, temporary: int) -> str:
+    """The line :func:`say` writes (the mda agent sends it to the client instead)."""
     klass = "4" if code in _TEMPORARY or code == temporary else "5"
     parts = status.split(".")
     enhanced = ".".join([klass, *parts[1:]]) if len(parts) == 3 else f"{klass}.0.0"
-    print(f"{enhanced} {' '.join(text.split())}", file=sys.stderr, flush=True)
+    return f"{enhanced} {' '.join(text.split())}"
 
 
 _PRIORITY = {

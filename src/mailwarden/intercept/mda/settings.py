@@ -73,3 +73,33 @@ class MdaSettings:
             scan_timeout=float(values["scan_timeout"]),
             codes=ExitCodes.from_section(values),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """The resident agent (``mailwarden mda-agent``): where it listens, how much at once."""
+
+    socket: str
+    socket_mode: int
+    socket_group: str
+    max_requests: int
+    mda: MdaSettings
+
+    @classmethod
+    def from_config(
+        cls, config: Config, *, socket: str | None = None, daemon_socket: str | None = None
+    ) -> AgentSettings:
+        values = config["mda"]
+        path = socket or values["agent_socket"]
+        if not path or not str(path).startswith("/"):
+            raise ConfigError(
+                f"the mda agent needs an absolute unix socket path, got {path!r}",
+                key="--socket / mda.agent_socket",
+            )
+        return cls(
+            socket=str(path),
+            socket_mode=int(values["agent_socket_mode"], 8),
+            socket_group=str(values["agent_socket_group"]),
+            max_requests=int(values["agent_max_requests"]),
+            mda=MdaSettings.from_config(config, daemon_socket=daemon_socket),
+        )
