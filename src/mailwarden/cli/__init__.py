@@ -12,32 +12,30 @@ privileges say so in their own modules.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
-import textwrap
 from collections.abc import Sequence
 
 from mailwarden import __version__
 from mailwarden.errors import ConfigError, MailwardenError
 
-DESCRIPTION = textwrap.dedent(
-    """\
-    mailwarden: an antivirus gateway for Linux mail servers.
+TYPE_CHECKING = False  # typing, argparse and re cost milliseconds on every delivery
+if TYPE_CHECKING:
+    import argparse
 
-    One engine (ClamAV signatures, YARA rules, heuristics; MIME and archives
-    decoded to the last part) and one policy, wherever mail moves through the
-    server. Run `mailwarden COMMAND --help` for each command's manual.
-    """
-)
+DESCRIPTION = """\
+mailwarden: an antivirus gateway for Linux mail servers.
 
-EPILOG = textwrap.dedent(
-    """\
-    configuration: /etc/mailwarden/mailwarden.toml, then conf.d/*.toml beside it;
-    -c FILE or $MAILWARDEN_CONFIG name another file. `mailwarden config defaults`
-    prints every key with its default.
-    """
-)
+One engine (ClamAV signatures, YARA rules, heuristics; MIME and archives
+decoded to the last part) and one policy, wherever mail moves through the
+server. Run `mailwarden COMMAND --help` for each command's manual.
+"""
+
+EPILOG = """\
+configuration: /etc/mailwarden/mailwarden.toml, then conf.d/*.toml beside it;
+-c FILE or $MAILWARDEN_CONFIG name another file. `mailwarden config defaults`
+prints every key with its default.
+"""
 
 # Subcommand modules, imported only when the full parser is built: each pulls
 # in its own subsystem (the engine, aiosmtpd...), which a command started by
@@ -55,6 +53,7 @@ _COMMANDS = (
     "imap_proxy_cmd",
     "mda_cmd",
     "pipe_cmd",
+    "mda_agent_cmd",
     "qmail_queue_cmd",
     "zmailer_filter_cmd",
     "serve_cmd",
@@ -70,6 +69,8 @@ _PER_MESSAGE = {"mda": "mda_cmd", "pipe": "pipe_cmd", "qmail-queue": "qmail_queu
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="mailwarden",
         description=DESCRIPTION,
@@ -85,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in ("mda", "pipe"):
+        # the common case, through the resident agent, with the standard library only
+        from mailwarden.cli.mda_client import fast_path
+
+        fast = fast_path(args_list[0], args_list[1:])
+        if fast is not None:
+            return fast
     if args_list and args_list[0] in _PER_MESSAGE:
         # one message per process: per-process metrics files would pile up
         from mailwarden.metrics import record
