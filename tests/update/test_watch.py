@@ -1,0 +1,81 @@
+"""`--watch`: a folder's signature files are installed once a change has settled."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mailwarden.update import SetStore, Watcher
+from update.helpers import config, hdb_line, settings
+
+
+def _freshclam(folder: Path, *tags: str, mtime: int) -> None:
+    folder.mkdir(exist_ok=True)
+    path = folder / "daily.hdb"
+    path.write_text("".join(hdb_line(t) for t in tags))
+    os.utime(path, (mtime, mtime))
+    (folder / "freshclam.dat").write_bytes(b"\x00state")  # not a signature file
+
+
+def test_a_change_is_installed_after_two_polls_agree(tmp_path: Path) -> None:
+    watched = tmp_path / "clamav"
+    _freshclam(watched, "one", mtime=1_800_000_000)
+    cfg = config(tmp_path)
+    watcher = Watcher(cfg, settings(cfg), watched)
+    sets = SetStore(tmp_path / "db" / "signatures")
+    assert watcher.step() is None  # first look: not settled yet
+    result = watcher.step()
+    assert result is not None and result.state == "installed"
+    assert sorted(p.name for p in (tmp_path / "db" / "signatures").iterdir()) == ["daily.hdb"]
+    assert watcher.step() is None  # nothing changed
+    first = sets.current()
+
+    _freshclam(watched, "one", "two", mtime=1_800_000_100)
+    assert watcher.step() is None  # changed: wait one more look
+    assert sets.current() == first
+    result = watcher.step()
+    assert result is not None and result.state == "installed"
+    assert sets.current() != first
+    assert "Test.Update.two" in (tmp_path / "db" / "signatures" / "daily.hdb").read_text()
+
+
+def test_a_file_still_changing_waits(tmp_path: Path) -> None:
+    watched = tmp_path / "clamav"
+    _freshclam(watched, "one", mtime=1_800_000_000)
+    cfg = config(tmp_path)
+    watcher = Watcher(cfg, settings(cfg), watched)
+    watcher.step()
+    _freshclam(watched, "one", "two", mtime=1_800_000_050)
+    assert watcher.step() is None
+    _freshclam(watched, "one", "two", "three", mtime=1_800_000_060)
+    assert watcher.step() is None
+    assert SetStore(tmp_path / "db" / "signatures").current() is None
+    assert watcher.step() is not None
+
+
+def test_a_broken_set_is_refused_once_and_the_old_one_kept(tmp_path: Path) -> None:
+    watched = tmp_path / "clamav"
+    _freshclam(watched, "one", mtime=1_800_000_000)
+    cfg = config(tmp_path)
+    watcher = Watcher(cfg, settings(cfg), watched)
+    watcher.step()
+    assert watcher.step() is not None
+    sets = SetStore(tmp_path / "db" / "signatures")
+    good = sets.current()
+    (watched / "daily.hdb").write_text("not a signature\n")
+    assert watcher.step() is None
+    assert watcher.step() is None  # refused: logged, the old set stays
+    assert sets.current() == good
+    assert watcher.step() is None  # not tried again until the folder changes
+    assert sets.current() == good
+
+
+def test_run_polls_with_the_injected_sleep(tmp_path: Path) -> None:
+    watched = tmp_path / "clamav"
+    _freshclam(watched, "one", mtime=1_800_000_000)
+    cfg = config(tmp_path)
+    watcher = Watcher(cfg, settings(cfg), watched)
+    slept: list[float] = []
+    watcher.run(sleep=slept.append, stop=lambda: len(slept) >= 3)
+    assert slept == [30.0, 30.0, 30.0]  # [update] watch_interval
+    assert SetStore(tmp_path / "db" / "signatures").current() is not None
