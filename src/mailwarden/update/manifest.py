@@ -4,8 +4,8 @@ Format (UTF-8 text, one record per line, ``\\n`` line ends)::
 
     mailwarden-manifest 1
     created 1764283200
-    file 5f0c...64 hex digits...  162631546  main.cvd
-    file 9a1b...               61203322  daily.cld
+    file 5f0c...(64 hex digits) 162631546 main.cvd
+    file 9a1b...(64 hex digits) 61203322 daily.cld
     hmac-sha256 3c4d...64 hex digits...
 
 ``created`` is when the set was published (Unix seconds); newer sets have
