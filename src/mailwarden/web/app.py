@@ -89,6 +89,7 @@ _HEADERS = [
 _LOGIN_COOKIE = "mailwarden_login"
 _ADDRESS = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9.-]{1,253}$")
 _POINTS = ("S1", "S2", "S3", "S4", "cli")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 _MAX_FIELD = 320
 
 
@@ -251,7 +252,11 @@ class WebApp:
         return self._login_form(request, 200, "")
 
     def _login_form(self, request: Request, status_code: int, error: str) -> Response:
-        token = secrets.token_urlsafe(24)
+        # the token already set is kept: a browser's own requests that land here
+        # (a favicon) must not invalidate the form on screen
+        token = request.cookies.get(_LOGIN_COOKIE, "")
+        if not _TOKEN.match(token):
+            token = secrets.token_urlsafe(24)
         response = self.page(
             request,
             "login.html",
