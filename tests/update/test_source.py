@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,12 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @contextmanager
 def web_server(folder: Path, tls: ssl.SSLContext | None = None) -> Iterator[str]:
-    handler = functools.partial(_Quiet, directory=str(folder))
+    with serving(functools.partial(_Quiet, directory=str(folder)), tls) as url:
+        yield url
+
+
+@contextmanager
+def serving(handler: Any, tls: ssl.SSLContext | None = None) -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
@@ -90,3 +96,25 @@ def test_https_certificates_are_verified(tmp_path: Path, tls: tuple[ssl.SSLConte
     with web_server(tmp_path / "www", ctx) as url, pytest.raises(FetchError, match="CERTIFICATE"):
         update_from(cfg, settings(cfg), url)
     assert SetStore(tmp_path / "db" / "signatures").current() is None
+
+
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", "http://127.0.0.1:9/sigs" + self.path)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_redirect_from_https_to_http_is_refused(
+    tmp_path: Path, tls: tuple[ssl.SSLContext, Path]
+) -> None:
+    ctx, ca = tls
+    cfg = config(tmp_path, f'ca_file = "{ca}"')
+    with (
+        serving(_Redirect, ctx) as url,
+        pytest.raises(FetchError, match="refused redirect from https"),
+    ):
+        update_from(cfg, settings(cfg), url)
