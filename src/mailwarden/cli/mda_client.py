@@ -141,13 +141,16 @@ def simple_keys(text: str) -> dict[str, object] | None:
         if not line or line.startswith("#"):
             continue
         if line.startswith("["):
-            head, sep, rest = line[1:].partition("]")
-            if line.startswith("[[") or not sep or not _is_comment(rest) or '"' in head:
-                if any(key in line for key in _KEYS):
-                    return None
-                table = "?"
-                continue
+            # [table] or [[array.of.tables]], nothing quoted; anything else: tomllib
+            double = line.startswith("[[")
+            head, sep, rest = line[2 if double else 1 :].partition("]]" if double else "]")
+            if not sep or not _is_comment(rest) or '"' in head or "'" in head or "[" in head:
+                return None
             table = head.strip()
+            if double and table.split(".")[0].strip() == "mda":
+                return None
+            if double:
+                table = "[[" + table
             continue
         if not any(key in line for key in _KEYS):
             continue
