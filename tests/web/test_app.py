@@ -201,7 +201,7 @@ def test_preview_shows_the_message_as_escaped_text_and_parts_as_a_tree(web: WebH
     assert "Invoice &lt;b&gt;due&lt;/b&gt;" in page  # encoded-word decoded, then escaped
     assert "Win.Test.EICAR_HDB-1" in page and "2/passwd.zip" in page
     assert "../../etc/passwd.zip" in page  # shown as a name, never used as a path
-    assert re.search(r'class="depth-1">\s*<span class="part-path">1\.1</span>', page)
+    assert re.search(r'class="depth-1">\s*<span class="part-path">2</span>', page)
     assert "HTML source, shown as text" in page
 
 

@@ -57,7 +57,8 @@ class MessageView:
 
 
 def header_text(value: object, limit: int = 2000) -> str:
-    text = str(value)
+    # 8-bit bytes come from the parser as surrogates: read them as UTF-8
+    text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     # an undecodable encoded-word is shown as it came
     with contextlib.suppress(ValueError, LookupError, UnicodeError, AssertionError):
         text = str(make_header(decode_header(text)))
@@ -67,9 +68,10 @@ def header_text(value: object, limit: int = 2000) -> str:
 def preview(raw: bytes) -> MessageView:
     view = MessageView(truncated=len(raw) > MAX_BYTES)
     message = BytesParser(policy=policy.compat32).parsebytes(raw[:MAX_BYTES])
-    for name, value in list(message.items())[:MAX_HEADERS]:
+    for name, value in list(message.raw_items())[:MAX_HEADERS]:
         view.headers.append((display_name(str(name), 100), header_text(value)))
-    _walk(message, "1", 0, view)
+    # numbered as the engine names parts in findings: the top level's parts are 1, 2...
+    _walk(message, "", 0, view)
     if len(view.parts) >= MAX_PARTS:
         view.notes.append(f"only the first {MAX_PARTS} parts are listed")
     for defect in message.defects[:10]:
@@ -91,7 +93,7 @@ def _walk(part: Message, path: str, depth: int, view: MessageView) -> None:
         if isinstance(children, list):
             for index, child in enumerate(children, 1):
                 if isinstance(child, Message):
-                    _walk(child, f"{path}.{index}", depth + 1, view)
+                    _walk(child, f"{path}.{index}" if path else str(index), depth + 1, view)
         return
     try:
         payload = part.get_payload(decode=True)
@@ -104,7 +106,7 @@ def _walk(part: Message, path: str, depth: int, view: MessageView) -> None:
         text = _decode(data, part.get_content_charset())
         if len(text) > MAX_TEXT:
             text, note = text[:MAX_TEXT], f"first {MAX_TEXT} characters"
-        text = "\n".join(display_name(line, 10_000) for line in text.splitlines())
+        text = "\n".join(display_name(line, MAX_TEXT) for line in text.splitlines())
         if part.get_content_subtype() == "html":
             note = ("HTML source, shown as text; " + note).rstrip("; ")
     view.parts.append(PartView(path, depth, content_type, filename, len(data), text, note))
