@@ -37,9 +37,11 @@ def mirror(
     return folder
 
 
-def config(root: Path, update_extra: str = "") -> Config:
-    """A configuration whose engine loads the managed set; ``update_extra`` goes in [update]."""
+def config_file(root: Path, update_extra: str = "", daemon: str = "") -> Path:
+    """A configuration whose engine loads the managed set; the extras go in [update]
+    and [daemon] (without a daemon section, no daemon is reachable)."""
     path = root / "mw.toml"
+    daemon = daemon or f'socket = "{root / "no-daemon.sock"}"\npid_file = ""'
     path.write_text(
         f"""
 [engine]
@@ -49,12 +51,16 @@ cache_dir = "{root / "cache"}"
 [update]
 database_dir = "{root / "db" / "signatures"}"
 {update_extra}
+
 [daemon]
-socket = "{root / "no-daemon.sock"}"
-pid_file = ""
+{daemon}
 """
     )
-    return load_config(path)
+    return path
+
+
+def config(root: Path, update_extra: str = "") -> Config:
+    return load_config(config_file(root, update_extra))
 
 
 def settings(cfg: Config) -> UpdateSettings:

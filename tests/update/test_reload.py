@@ -15,7 +15,7 @@ import pytest
 from intercept.harness import Stack
 from mailwarden.daemon import DaemonClient
 from mailwarden.update import SetStore
-from update.helpers import mirror, payload
+from update.helpers import config_file, mirror, payload
 
 MAILWARDEN = [sys.executable, "-m", "mailwarden"]
 
@@ -25,23 +25,10 @@ def node() -> Iterator[Stack]:
     # unix socket paths are limited to 107 bytes: a short folder
     root = Path(tempfile.mkdtemp(prefix="mwu-"))
     sock = str(root / "d.sock")
-    cfg = root / "mw.toml"
-    cfg.write_text(
-        f"""
-[engine]
-databases = ["{root / "db" / "signatures"}"]
-cache_dir = "{root / "cache"}"
-
-[update]
-database_dir = "{root / "db" / "signatures"}"
-reload_timeout = 120.0
-
-[daemon]
-socket = "{sock}"
-socket_group = ""
-pid_file = "{root / "d.pid"}"
-workers = 1
-"""
+    cfg = config_file(
+        root,
+        "reload_timeout = 120.0",
+        f'socket = "{sock}"\nsocket_group = ""\npid_file = "{root / "d.pid"}"\nworkers = 1',
     )
     stack = Stack(root, cfg, sock)
     try:

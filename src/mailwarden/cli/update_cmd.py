@@ -29,10 +29,10 @@ from mailwarden.update import (
     Watcher,
     make_manifest,
     make_server,
-    reload_daemon,
     update_from,
 )
 from mailwarden.update.manifest import render
+from mailwarden.update.updater import reload_for
 
 DESCRIPTION = textwrap.dedent(
     """\
@@ -164,12 +164,7 @@ def _rollback(settings: UpdateSettings) -> int:
     name = sets.rollback()
     print(f"switched to {name}")
     if settings.reload:
-        outcome = reload_daemon(
-            settings.daemon_socket,
-            settings.daemon_pid_file,
-            expect_version=None,
-            timeout=settings.reload_timeout,
-        )
+        outcome = reload_for(settings, None)
         print(f"daemon: {outcome.state}: {outcome.detail}")
         return 0 if outcome.ok else 1
     return 0

@@ -153,12 +153,7 @@ def _install(
     log.info("installed signature set %s (%s)", name, version)
     outcome = None
     if settings.reload:
-        outcome = reload_daemon(
-            settings.daemon_socket,
-            settings.daemon_pid_file,
-            expect_version=version,
-            timeout=settings.reload_timeout,
-        )
+        outcome = reload_for(settings, version)
         if not outcome.ok:
             if previous is not None:
                 sets.switch(previous)
@@ -166,6 +161,16 @@ def _install(
             raise UpdateError(f"the daemon did not load the new set: {outcome.detail}{back}")
     sets.prune()
     return UpdateResult("installed", name, version, outcome, len(manifest.files))
+
+
+def reload_for(settings: UpdateSettings, version: str | None) -> ReloadOutcome:
+    """Make the configured daemon reload; ``version`` is what it should then serve."""
+    return reload_daemon(
+        settings.daemon_socket,
+        settings.daemon_pid_file,
+        expect_version=version,
+        timeout=settings.reload_timeout,
+    )
 
 
 def _when(stamp: int) -> str:
