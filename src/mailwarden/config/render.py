@@ -4,8 +4,8 @@ effective values with where each came from.
 Used by ``mailwarden config defaults`` (whose output is docs/configuration.md's
 reference) and ``mailwarden config check``.
 
-SECURITY: prints configuration values; no secret keys exist in these sections.
-Sections that later hold secrets must mask them here.
+SECURITY: prints configuration values, except those the schema marks
+``secret`` (such as [web] password_hash): they show as set or empty only.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def render(config: Config | None = None, *, show_origin: bool = False) -> str:
             out.extend("# " + line for line in textwrap.wrap(opt.doc, 78))
             if opt.choices:
                 out.append("# one of: " + ", ".join(opt.choices))
-            line = f"{opt.key} = {toml_value(cfg[section.name][opt.key])}"
+            value = cfg[section.name][opt.key]
+            shown = '"(set, not shown)"' if opt.secret and value else toml_value(value)
+            line = f"{opt.key} = {shown}"
             origin = cfg.origins.get((section.name, opt.key))
             if show_origin:
                 line += f"    # from {origin}" if origin else "    # default"
