@@ -201,11 +201,14 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_benchmarks(section: str, path: Path = BENCHMARKS_MD) -> None:
+def update_benchmarks(
+    section: str, path: Path = BENCHMARKS_MD, begin: str = BEGIN, end: str = END
+) -> None:
+    """Replace the section between ``begin`` and ``end`` (or append it)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + section + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"

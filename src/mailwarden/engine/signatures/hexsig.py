@@ -11,14 +11,18 @@ holding
   what Hyperscan compiles (it accepts the lazy quantifiers ``re`` uses);
 * ``atoms``: literal byte strings, one of which occurs in every match (the
   multi-literal prefilter of the Aho-Corasick fallback).  Empty when the
-  pattern has no usable literal.
+  pattern has no usable literal;
+* ``plan``: the pattern cut at its gap ranges into pieces, the form
+  ``confirm`` checks a candidate with in linear time (see ``confirm`` for the
+  encoding).  Empty when ``regex`` is a single piece already.
 
 Syntax (ClamAV's body-signature format): hex bytes, ``??``, nibbles ``a?`` and
 ``?a``, ``*``, ``{n}``, ``{n-}``, ``{-n}``, ``{n-m}``, anchored ranges
 ``[n-m]``, alternatives ``(aa|bbcc|dd??)`` including multi-byte and generic
 ones, negated fixed-width alternatives ``!(aa|bb)`` and the character class
 ``(W)`` (a non-alphanumeric byte).  The boundary classes ``(B)`` and ``(L)``
-are reported as unsupported.
+are reported as unsupported, and so is a gap range (``*``, ``{n-m}``...)
+inside an alternative, which ClamAV does not accept either.
 
 What Hyperscan cannot say exactly, and how it is approximated there:
 negated multi-byte alternatives (any bytes of that width), the ``f`` fullword
@@ -28,7 +32,10 @@ modifier (no boundary check) and repeats longer than :data:`HS_MAX_REPEAT`
 
 SECURITY: the input is database text.  Every number is bounded, nesting depth
 is limited, and no pattern may match the empty string, so the compiled
-expressions cannot hang the matcher on an empty match.
+expressions cannot hang the matcher on an empty match.  A piece of a plan has
+no gap range, so matching it at one position costs at most its own width
+(times its alternatives): the whole pattern's ``regex`` is only ever handed
+to Hyperscan, never searched with ``re`` when it has gap ranges.
 """
 
 from __future__ import annotations
@@ -104,6 +111,7 @@ class CompiledPattern:
     caseless: bool
     atoms: tuple[bytes, ...]
     min_len: int
+    plan: bytes = b""
 
 
 # --- parser ------------------------------------------------------------------
@@ -272,18 +280,27 @@ def _widen(node: Node) -> Node:
     return node
 
 
-def min_length(node: Node) -> int:
+def lengths(node: Node) -> tuple[int, int | None]:
+    """Shortest and longest match of ``node`` (longest None: unbounded)."""
     if isinstance(node, Lit):
-        return len(node.data)
+        return len(node.data), len(node.data)
     if isinstance(node, Cls):
-        return 1
+        return 1, 1
     if isinstance(node, Gap):
-        return node.lo
+        return node.lo, node.hi
     if isinstance(node, NegAlt):
-        return node.width
-    if isinstance(node, Alt):
-        return min(min_length(o) for o in node.options)
-    return sum(min_length(i) for i in node.items)
+        return node.width, node.width
+    parts = [lengths(o) for o in (node.options if isinstance(node, Alt) else node.items)]
+    lows = [lo for lo, _ in parts]
+    highs = [hi for _, hi in parts if hi is not None]
+    longest = (
+        None if len(highs) < len(parts) else max(highs) if isinstance(node, Alt) else sum(highs)
+    )
+    return (min(lows) if isinstance(node, Alt) else sum(lows)), longest
+
+
+def min_length(node: Node) -> int:
+    return lengths(node)[0]
 
 
 # --- emitters ----------------------------------------------------------------
@@ -391,6 +408,102 @@ def _score(atoms: tuple[bytes, ...]) -> tuple[int, int]:
     return (min(len(a) for a in atoms), -len(atoms))
 
 
+# --- plans --------------------------------------------------------------------
+
+
+def _ranged(node: Node) -> bool:
+    return isinstance(node, Gap) and node.lo != node.hi
+
+
+def _no_range_in_alternatives(node: Node, inside: bool = False) -> None:
+    if inside and _ranged(node):
+        raise UnsupportedSignature("gap range inside an alternative")
+    if isinstance(node, Alt):
+        for option in node.options:
+            _no_range_in_alternatives(option, True)
+    elif isinstance(node, Seq):
+        for item in node.items:
+            _no_range_in_alternatives(item, inside)
+
+
+def _flat(node: Node) -> list[Node]:
+    if isinstance(node, Seq):
+        return [x for item in node.items for x in _flat(item)]
+    return [node]
+
+
+def _gap_text(lo: int, hi: int | None) -> bytes:
+    return b"%d-" % lo if hi is None else b"%d-%d" % (lo, hi)
+
+
+def _chain(items: list[Node], fullword: bool) -> bytes:
+    """One chain of the plan: ``lead TAB piece TAB gap TAB piece ... TAB trail``.
+
+    The pattern is cut at every gap range; fixed gaps next to a cut join the
+    gap, so a piece starts and ends with a byte it must match.  A piece is
+    ``minwidth,maxwidth,regex``; a gap ``lo-hi`` or ``lo-`` (unbounded).
+    """
+    fields: list[bytes] = []
+    piece: list[Node] = []
+    # the gap being collected; hi None: unbounded
+    lo: int = 0
+    hi: int | None = 0
+
+    def close_piece() -> None:
+        nonlocal lo, hi
+        # fixed gaps at the piece's end belong to the next gap
+        after = 0
+        while piece and isinstance(gap := piece[-1], Gap):
+            piece.pop()
+            after += gap.lo
+        if not piece:
+            lo += after
+            hi = None if hi is None else hi + after
+            return
+        seq = Seq(tuple(piece))
+        # a piece holds no gap range (none in alternatives either), so it has a longest
+        shortest, longest = lengths(seq)
+        fields.append(_gap_text(lo, hi))
+        fields.append(b"%d,%d," % (shortest, longest or 0) + _Emitter(hs=False).emit(seq))
+        piece.clear()
+        lo, hi = after, after
+
+    for item in items:
+        if isinstance(item, Gap) and (_ranged(item) or not piece):
+            # a range, or a fixed gap with no piece before it: part of the gap
+            close_piece()
+            lo += item.lo
+            hi = None if hi is None or item.hi is None else hi + item.hi
+        else:
+            piece.append(item)
+    close_piece()
+    fields.append(_gap_text(lo, hi))
+    if fullword:
+        first, last = 1, len(fields) - 2
+        fields[first] = _wrap(fields[first], b"(?<![0-9A-Za-z])(?:", b")")
+        fields[last] = _wrap(fields[last], b"(?:", b")(?![0-9A-Za-z])")
+    return b"\t".join(fields)
+
+
+def _wrap(piece: bytes, before: bytes, after: bytes) -> bytes:
+    widths, _, regex = piece.partition(b",")
+    widths2, _, regex = regex.partition(b",")
+    return widths + b"," + widths2 + b"," + before + regex + after
+
+
+def _plan(tree: Node, fullword: bool) -> bytes:
+    """The plan of ``tree`` (see :func:`_chain`); chains of a top-level choice on separate lines.
+
+    Empty when the tree is one piece with nothing around it: its ``regex``
+    is then the plan.
+    """
+    options = tree.options if isinstance(tree, Alt) else (tree,)
+    flat = [_flat(o) for o in options]
+    if not any(_ranged(i) for items in flat for i in items):
+        return b""
+    return b"\n".join(_chain(items, fullword) for items in flat)
+
+
 # --- entry point -------------------------------------------------------------
 
 
@@ -420,6 +533,7 @@ def compile_hexsig(text: str, modifiers: str = "") -> CompiledPattern:
     if unknown:
         raise MalformedSignature(f"unknown subsignature modifier {''.join(sorted(unknown))!r}")
     tree: Node = parse_hexsig(text)
+    _no_range_in_alternatives(tree)
     if "w" in modifiers:
         wide = _widen(tree)
         tree = Alt((Seq((tree,)), Seq((wide,)))) if "a" in modifiers else wide
@@ -440,4 +554,5 @@ def compile_hexsig(text: str, modifiers: str = "") -> CompiledPattern:
     atoms = _atoms(tree) or ()
     if caseless:
         atoms = tuple(dict.fromkeys(a.lower() for a in atoms))
-    return CompiledPattern(regex, hs, exact, caseless, atoms, min_length(tree))
+    plan = _plan(tree, "f" in modifiers)
+    return CompiledPattern(regex, hs, exact, caseless, atoms, min_length(tree), plan)

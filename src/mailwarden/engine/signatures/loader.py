@@ -47,7 +47,7 @@ from mailwarden.engine.signatures.tables import TableBuilder, Tables, from_parts
 from mailwarden.errors import SignatureError
 
 #: Bump when anything that goes into the cache changes shape or meaning.
-FORMAT_VERSION = "mailwarden-sigs-2"
+FORMAT_VERSION = "mailwarden-sigs-3"
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
 MatcherKind = Literal["auto", "hyperscan", "aho"]

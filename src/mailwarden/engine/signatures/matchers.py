@@ -3,8 +3,8 @@
 A matcher answers one question for a buffer: which body patterns *may* match,
 and where the first match ends (``-1`` when it cannot tell).  The signature
 set then confirms each candidate that needs it (offsets, counts, inexact
-Hyperscan forms) with Python ``re`` (see ``confirm``), so both matchers give
-the same final answers; they differ only in speed.
+Hyperscan forms) with the pattern's pieces (module ``confirm``), so both
+matchers give the same final answers; they differ only in speed.
 
 * :class:`HyperscanMatcher` compiles every pattern into one block-mode
   database (DOTALL, SINGLEMATCH; CASELESS for ``i``; PREFILTER for inexact
@@ -13,8 +13,8 @@ the same final answers; they differ only in speed.
   :data:`MIN_HS_ATOM` bytes is compiled as those atoms only: literals
   compile about a hundred times faster than patterns with gaps, and such a
   candidate (reported with end ``-1``, see :attr:`HyperscanMatcher.confirm`)
-  is confirmed with ``re`` like any inexact form.  A pattern Hyperscan
-  refuses is found by bisection and left to ``re`` alone (``re_only``), never dropped.  Sets of
+  is confirmed like any inexact form.  A pattern Hyperscan refuses is found
+  by bisection and left to confirmation alone (``re_only``), never dropped.  Sets of
   :data:`CHILD_COMPILE_FROM` patterns or more compile in a child interpreter
   (``python -m`` this module, patterns over a pipe), so the compiler's peak
   memory is returned to the system when it exits.  The compiled database
@@ -27,9 +27,10 @@ the same final answers; they differ only in speed.
 SECURITY: patterns come from signature databases; data is hostile.  Both
 matchers scan in time linear in the data (Hyperscan by construction; the
 Aho-Corasick walk per occurrence of an atom of at least :data:`MIN_ATOM`
-bytes).  Each candidate then costs at most one ``re`` confirmation per
-buffer: a payload carrying the atoms of many patterns makes that many
-searches, which the atom length keeps rare in ordinary data.  Hyperscan
+bytes).  Each candidate then costs one confirmation per buffer, linear in
+the buffer per pattern piece (see ``confirm``): a payload carrying the atoms
+of many patterns makes that many confirmations, which the atom length keeps
+rare in ordinary data.  Hyperscan
 scratch space is per thread; worker processes that fork after loading each
 get their own copy.
 """

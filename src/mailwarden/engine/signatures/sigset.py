@@ -10,25 +10,25 @@ one payload it checks, in clamd's order:
    then logical signatures in load order.
 
 Only a payload whose size some hash signature has is hashed.  Candidates from
-the matcher are confirmed with ``re`` when Hyperscan's answer is not final:
-an offset window, a match count for a logical expression, or an inexact
-(prefilter) Hyperscan form.
+the matcher are confirmed (``confirm``) when Hyperscan's answer is not final:
+an offset window, a match count for a logical expression, a pattern looked
+for by its atoms, or an inexact (prefilter) Hyperscan form.
 
-SECURITY: the data is hostile; confirmation searches are bounded to the
-offset window where one is given and stop after the number of matches a
-logical expression can use.  Signature names are database text and are
-returned as they are.
+SECURITY: the data is hostile; confirmation takes time linear in the buffer
+per pattern piece (``confirm``), starts inside the offset window where one is
+given and stops after the number of matches a logical expression can use.
+Signature names are database text and are returned as they are.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailwarden.engine.filetype import FileKind
 from mailwarden.engine.objects import Buffer
+from mailwarden.engine.signatures.confirm import Chain, Meter, compile_plan, confirm
 from mailwarden.engine.signatures.logic import evaluate
 from mailwarden.engine.signatures.matchers import Matcher
 from mailwarden.engine.signatures.normalize import views
@@ -38,8 +38,6 @@ from mailwarden.engine.signatures.tables import CASELESS, EXACT, FILE, SECTION, 
 from mailwarden.engine.signatures.targets import targets_for
 
 ENGINE = "clamav"
-#: Below this many candidate starts, an offset window is tried position by position.
-_WINDOW_STEPS = 64
 _HASHERS: dict[int, Callable[[Buffer], bytes]] = {
     16: lambda d: hashlib.md5(d, usedforsecurity=False).digest(),
     20: lambda d: hashlib.sha1(d, usedforsecurity=False).digest(),
@@ -97,7 +95,9 @@ class SignatureSet:
         self.report = report
         self._t = tables
         self._matcher = matcher
-        self._regex: dict[int, re.Pattern[bytes]] = {}
+        self._plans: dict[int, tuple[Chain, ...]] = {}
+        #: work done confirming candidates (see ``confirm``), for tests and benchmarks
+        self.confirm_meter = Meter()
 
     @property
     def signature_count(self) -> int:
@@ -173,14 +173,13 @@ class SignatureSet:
 
     # -- bodies ---------------------------------------------------------------
 
-    def _compiled(self, pid: int) -> re.Pattern[bytes]:
-        rx = self._regex.get(pid)
-        if rx is None:
+    def _chains(self, pid: int) -> tuple[Chain, ...]:
+        chains = self._plans.get(pid)
+        if chains is None:
             p = self._t.p
-            caseless = p.flags[pid] & CASELESS
-            rx = re.compile(p.regex[pid], re.DOTALL | (re.IGNORECASE if caseless else 0))
-            self._regex[pid] = rx
-        return rx
+            chains = compile_plan(p.plan[pid], p.regex[pid], bool(p.flags[pid] & CASELESS))
+            self._plans[pid] = chains
+        return chains
 
     def _confirm(self, pid: int, buf: Buffer, reported_end: int, cap: int) -> tuple[int, int]:
         """(match count up to ``cap``, end of the first match); count 0 if none."""
@@ -194,29 +193,7 @@ class SignatureSet:
             if bounded is None:
                 return 0, -1
             window = bounded
-        rx = self._compiled(pid)
-        first, last = window
-        count, first_end = 0, -1
-        if last - first < _WINDOW_STEPS:
-            for pos in range(first, last + 1):
-                m = rx.match(buf, pos)
-                if m is not None:
-                    count += 1
-                    first_end = m.end() if first_end < 0 else first_end
-                    if count >= cap:
-                        break
-            return count, first_end
-        pos = first
-        while pos <= last:
-            m = rx.search(buf, pos)
-            if m is None or m.start() > last:
-                break
-            count += 1
-            first_end = m.end() if first_end < 0 else first_end
-            if count >= cap:
-                break
-            pos = m.start() + 1
-        return count, first_end
+        return confirm(self._chains(pid), buf, window, cap, self.confirm_meter)
 
     def _body_hits(
         self, buf: Buffer, targets: frozenset[int], size: int, container: str | None

@@ -8,9 +8,10 @@ blobs and JSON for the on-disk cache, so a cached load skips all parsing.
 
 Patterns and ``.ndb`` signatures are stored in columns (see ``packed``): a
 pattern is a row of its exact ``re`` text, Hyperscan text, literal atoms,
-flags, target and offset; a signature a row of its name, official flag and
-pattern.  :meth:`Tables.pattern` builds a :class:`Pattern` for one row when a
-candidate needs confirming; nothing is built per row on a cached load.  The
+confirmation plan (see ``confirm``), flags, target and offset; a signature a
+row of its name, official flag and pattern.  :meth:`Tables.pattern` builds a
+:class:`Pattern` for one row when a candidate needs confirming; nothing is
+built per row on a cached load.  The
 few ``.ldb`` signatures stay objects (their expressions are trees).
 
 SECURITY: :func:`from_parts` treats its input as untrusted (it may be a
@@ -61,6 +62,7 @@ class Pattern:
     atoms: tuple[bytes, ...]
     offset: Offset
     target: int
+    plan: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,7 @@ class PatternColumns:
     regex: Packed = field(default_factory=Packed)
     hs: Packed = field(default_factory=Packed)
     atoms: Packed = field(default_factory=Packed)
+    plan: Packed = field(default_factory=Packed)
     flags: Sequence[int] = ()
     target: Sequence[int] = ()
     okind: Sequence[int] = ()
@@ -166,6 +169,7 @@ class Tables:
             decode_atoms(atoms) if atoms else (),
             offset,
             p.target[pid],
+            p.plan[pid],
         )
 
     def offset(self, pid: int) -> Offset:
@@ -220,6 +224,7 @@ class TableBuilder:
         self._regex = PackedBuilder()
         self._hs = PackedBuilder()
         self._atoms = PackedBuilder()
+        self._plan = PackedBuilder()
         self._flags = new_column(U8)
         self._target = new_column(U8)
         self._okind = new_column(U8)
@@ -241,6 +246,7 @@ class TableBuilder:
             self._regex.append(compiled.regex)
             self._hs.append(compiled.hs)
             self._atoms.append(encode_atoms(compiled.atoms))
+            self._plan.append(compiled.plan)
             self._flags.append(
                 (EXACT if compiled.exact else 0) | (CASELESS if compiled.caseless else 0)
             )
@@ -285,6 +291,7 @@ class TableBuilder:
             self._regex.build(),
             self._hs.build(),
             self._atoms.build(),
+            self._plan.build(),
             self._flags,
             self._target,
             self._okind,
@@ -300,6 +307,7 @@ class TableBuilder:
                 self._regex.build(),
                 self._hs.build(),
                 self._atoms.build(),
+                self._plan.build(),
                 self._flags,
                 self._target,
                 self._okind,
@@ -318,7 +326,7 @@ class TableBuilder:
 
 # --- cache form --------------------------------------------------------------
 
-_PACKED = ("regex", "hs", "atoms")
+_PACKED = ("regex", "hs", "atoms", "plan")
 _PATTERN_COLUMNS = (("flags", U8), ("target", U8), ("okind", U8), ("ovalue", U32), ("oshift", U32))
 _BODY_COLUMNS = (("official", U8), ("pattern", U32), ("first", U32), ("order", U32))
 
