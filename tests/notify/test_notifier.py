@@ -149,3 +149,62 @@ def test_the_queue_is_bounded(tmp_path: Path) -> None:
 
 def test_disabled_notifications_build_no_notifier(tmp_path: Path) -> None:
     assert Notifier.from_config(config(tmp_path, "[notify]\nenabled = false\n"), host="h") is None
+
+
+class _Scanner:
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+    async def scan_bytes(self, data: object, envelope: object = None) -> object:
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
+
+
+def _pipeline_run(tmp_path: Path, scanner: _Scanner, store: object) -> list[str]:
+    import asyncio
+
+    from mailwarden.intercept.pipeline import Answer, Pipeline
+    from mailwarden.policy import Mode, Policy
+
+    cfg = config(tmp_path, QUARANTINE)
+    sent: list[str] = []
+    notifier = Notifier(settings(cfg), send=lambda d, s, r, st: sent.append(r))
+    pipeline = Pipeline(
+        scanner,  # type: ignore[arg-type]
+        Policy.from_config(cfg),
+        store=store,  # type: ignore[arg-type]
+        host="gw.example.org",
+        notifier=notifier,
+    )
+    asyncio.run(pipeline.process(message(), mode=Mode.AFTER_QUEUE, answer=Answer.PER_MESSAGE))
+    assert notifier.flush(30)
+    return sorted(sent)
+
+
+def test_the_pipeline_notifies_once_the_copy_is_kept(tmp_path: Path) -> None:
+    from mailwarden.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "db.sqlite3", tmp_path / "q")
+    assert _pipeline_run(tmp_path, _Scanner(EICAR), store) == ["bob@example.org", "postmaster"]
+    assert len(store.entries()) == 1
+
+
+def test_no_notice_when_the_mail_is_deferred(tmp_path: Path) -> None:
+    from mailwarden.daemon import DaemonUnavailable
+    from mailwarden.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "db.sqlite3", tmp_path / "q")
+    assert _pipeline_run(tmp_path, _Scanner(DaemonUnavailable("down")), store) == []
+
+
+def test_no_notice_when_the_quarantine_cannot_be_written(tmp_path: Path) -> None:
+    class BrokenStore:
+        def put(self, *args: object) -> str:
+            raise OSError("disk full")
+
+        def record_event(self, *args: object) -> None:
+            raise OSError("disk full")
+
+    # the mail is deferred (kept by the MTA), so nobody is told it was quarantined
+    assert _pipeline_run(tmp_path, _Scanner(EICAR), BrokenStore()) == []
