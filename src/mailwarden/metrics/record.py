@@ -124,8 +124,3 @@ def _start(directory: str) -> _Recorder:
         values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     _state.recorder = _Recorder()
     return _state.recorder
-
-
-def reset_for_tests() -> None:
-    """Forget the recorder (tests that point successive pipelines at new folders)."""
-    _state.directory, _state.one_shot, _state.recorder, _state.failed = None, False, None, False
