@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 from pathlib import Path
+from types import FrameType
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -77,8 +79,15 @@ def run_exporter(config: Config, *, listen: str | None = None) -> None:
 def _run(app: ASGIApp, host: str, port: int, certificate: str, key: str) -> None:
     import uvicorn
 
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn raises the signal again once it has stopped, so the process
+            # would end "killed by SIGTERM"; a requested, graceful stop exits 0
+            self._captured_signals.clear()
+
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    server = uvicorn.Server(
+    server = Server(
         uvicorn.Config(
             app,
             host=host,
@@ -92,5 +101,8 @@ def _run(app: ASGIApp, host: str, port: int, certificate: str, key: str) -> None
             log_level="info",
         )
     )
+    # bound here, so a busy or forbidden address is one clear error (exit 2)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.create_server((host, port), family=family, backlog=128)
     log.info("listening on %s:%d%s", host, port, " (TLS)" if certificate else "")
-    server.run()
+    server.run(sockets=[listener])
