@@ -13,8 +13,6 @@ SECURITY: importing the package has no side effects and needs no privileges.
 
 from __future__ import annotations
 
-import importlib
-
 # typing itself costs a few milliseconds; mypy reads this name as typing's
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,4 +49,6 @@ def __getattr__(name: str) -> object:
     home = _HOME.get(name)
     if home is None:
         raise AttributeError(f"module 'mailwarden' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+    from importlib import import_module  # on first use only
+
+    return getattr(import_module(home), name)

@@ -270,7 +270,8 @@ def test_the_fast_path_imports_nothing_but_the_standard_library(tmp_path: Path) 
         "from mailwarden.cli import main\n"
         f"code = main(['mda', '-c', {str(config)!r}, '-r', 'a@b', '--', '/bin/true'])\n"
         "mine = sorted(m for m in sys.modules if m.startswith('mailwarden'))\n"
-        "heavy = ('typing', 'argparse', 'tomllib', 'asyncio', 're')\n"
+        "heavy = ('typing', 'argparse', 'tomllib', 'asyncio', 're', 'socket', 'enum')\n"
+        "heavy += ('collections', 'selectors')\n"
         "heavy = [m for m in heavy if m in sys.modules]\n"
         "print(code, mine, heavy)\n"
     )

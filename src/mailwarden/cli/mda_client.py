@@ -41,11 +41,16 @@ MTA's own command line.
 
 from __future__ import annotations
 
-import array
+# _socket, not socket: the wrapper module loads enum and selectors, milliseconds that every
+# delivery would pay; the C module has all this needs (and socket.socket derives from it)
+import _socket as socket
 import os
-import socket
+import struct
 import sys
-from collections.abc import Sequence
+
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds on every delivery
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 MAGIC = b"mwmda1"
 #: a request or reply larger than this is malformed (an envelope is small)
@@ -53,6 +58,8 @@ MAX_FRAME = 64 * 1024
 #: standard input is kept in memory (a memfd) up to this size, then in an unlinked file
 SPILL = 1024 * 1024
 _PIECE = 64 * 1024
+#: a descriptor in SCM_RIGHTS is a C int (array would load collections.abc)
+_FD_SIZE = struct.calcsize("i")
 _CONNECT_TIMEOUT = 5.0
 
 # mirrors of the schema's defaults for the keys read here (a test keeps them equal)
@@ -261,7 +268,7 @@ def reply_fields(code: int, deliver: bool, fallback: int, line: str) -> list[byt
 def send_frame(sock: socket.socket, fields: Sequence[bytes], fd: int | None = None) -> None:
     """Send one frame (with ``fd`` attached to its first byte)."""
     data = memoryview(frame(fields))
-    rights = [] if fd is None else [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+    rights = [] if fd is None else [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))]
     sent = sock.sendmsg([data], rights)
     while sent < len(data):
         data = data[sent:]
@@ -279,9 +286,8 @@ class Receiver:
         """The frame's fields once it is whole; WireError for anything else than one frame."""
         for level, kind, payload in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds = array.array("i")
-                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-                for extra in fds:
+                count = len(payload) // _FD_SIZE
+                for extra in struct.unpack(f"{count}i", payload[: count * _FD_SIZE]):
                     if self.fd is None:
                         self.fd = extra
                     else:
@@ -308,7 +314,7 @@ class Receiver:
 
 
 #: ``recvmsg`` arguments: room for one descriptor (more are closed by the kernel)
-RECV_ARGS = (_PIECE, socket.CMSG_SPACE(array.array("i").itemsize), socket.MSG_CMSG_CLOEXEC)
+RECV_ARGS = (_PIECE, socket.CMSG_SPACE(_FD_SIZE), socket.MSG_CMSG_CLOEXEC)
 
 
 def receive_frame(sock: socket.socket) -> tuple[list[bytes], int | None]:
@@ -499,16 +505,17 @@ def via_agent(
     except OSError as exc:
         return _say(route.tempfail, f"4.3.0 {name}: cannot read standard input: {exc}")
     try:
-        with sock:
-            try:
-                send_frame(sock, request_fields(verb, sender, recipients), message)
-            finally:
-                os.close(message)
-            fields, copy = receive_frame(sock)
+        try:
+            send_frame(sock, request_fields(verb, sender, recipients), message)
+        finally:
+            os.close(message)
+        fields, copy = receive_frame(sock)
     except TimeoutError:
         return _say(route.tempfail, f"4.3.0 {name}: no answer from the mda agent in time")
     except (OSError, WireError) as exc:
         return _say(route.tempfail, f"4.3.0 {name}: the mda agent failed: {exc}")
+    finally:
+        sock.close()
     try:
         code, deliver, fallback, line = _reply(fields, copy)
     except WireError as exc:

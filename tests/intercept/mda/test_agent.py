@@ -164,9 +164,11 @@ def test_the_agent_refuses_a_descriptor_that_is_not_a_file(agent: Path) -> None:
     try:
         sock = mda_client.connect(route)
         assert sock is not None
-        with sock:
+        try:
             mda_client.send_frame(sock, mda_client.request_fields("mda", "", [RCPT]), read_end)
             fields, fd = mda_client.receive_frame(sock)
+        finally:
+            sock.close()
         assert fd is None
         assert fields == [
             b"75",
