@@ -12,9 +12,8 @@ privileges say so in their own modules.
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Sequence
+from importlib import import_module
 
 from mailwarden import __version__
 from mailwarden.errors import ConfigError, MailwardenError
@@ -22,6 +21,7 @@ from mailwarden.errors import ConfigError, MailwardenError
 TYPE_CHECKING = False  # typing, argparse and re cost milliseconds on every delivery
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
 
 DESCRIPTION = """\
 mailwarden: an antivirus gateway for Linux mail servers.
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mailwarden {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMANDS:
-        importlib.import_module(f"mailwarden.cli.{name}").register(sub)
+        import_module(f"mailwarden.cli.{name}").register(sub)
     return parser
 
 
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mailwarden.metrics import record
 
         record.one_shot()
-        module = importlib.import_module(f"mailwarden.cli.{_PER_MESSAGE[args_list[0]]}")
+        module = import_module(f"mailwarden.cli.{_PER_MESSAGE[args_list[0]]}")
         per_message: int = module.main(args_list[1:])
         return per_message
     parser = build_parser()
