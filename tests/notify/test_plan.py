@@ -156,3 +156,13 @@ def test_addresses_that_are_not_plain_get_no_notice(tmp_path: Path, rcpt: str) -
     msg = message(rcpts=(rcpt,))
     notices = plan(msg, decided(cfg, msg, HEURISTIC), settings(cfg))
     assert all(n.role != "recipient" for n in notices)
+
+
+def test_a_released_message_is_not_notified_about_again(tmp_path: Path) -> None:
+    from mailwarden.policy import Mode, Policy, decide
+
+    cfg = config(tmp_path, QUARANTINE_ALL)
+    msg = message()
+    action = decide(EICAR, msg, Policy.from_config(cfg), mode=Mode.AFTER_QUEUE, released=True)
+    assert action.category == "infected" and action.released
+    assert plan(msg, action, settings(cfg)) == []

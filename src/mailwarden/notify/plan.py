@@ -7,7 +7,8 @@ Usage::
 
 Rules (docs/notifications.md has the table):
 
-* nothing for clean mail, for mail the policy defers for every recipient (it
+* nothing for clean mail, for a released message (it was notified about
+  when it was quarantined), for mail the policy defers for every recipient (it
   comes back and is decided again), or for an automatic message
   (``loop.is_automatic``: null sender, ``Auto-Submitted``, our header);
 * the administrator, for the categories and directions of ``admin_*``;
@@ -51,7 +52,7 @@ def plan(message: Message, action: Action, settings: NotifySettings) -> list[Not
     """The notices to send about ``message``; see the module documentation."""
     category = action.category
     direction = action.direction.value
-    if not settings.enabled or category == "clean":
+    if not settings.enabled or category == "clean" or action.released:
         return []
     kinds = [o.kind for _, o in action.outcomes] or [action.whole.kind]
     if all(k is ActionKind.DEFER for k in kinds):
