@@ -13,6 +13,7 @@ from mailwarden.config import load_config
 from mailwarden.message import Envelope, Point
 from mailwarden.store import QuarantineId, ScanEvent, open_store
 from mailwarden.verdict import Finding, Status, Verdict
+from support.postgres import Cluster
 from support.smtp_sink import smtp_sink
 
 RAW = b"From: a@x.example\r\nSubject: \x1b[2Jinvoice\r\n\r\nbody\r\n"
@@ -20,13 +21,18 @@ EICAR = Verdict(Status.INFECTED, (Finding("Eicar-Test-Signature", "1/e.com", "cl
 TROJAN = Verdict(Status.INFECTED, (Finding("Win.Trojan.Agent", "2/a.exe", "clamav"),))
 
 
-@pytest.fixture
-def config_file(tmp_path: Path) -> Path:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def config_file(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """The same configuration on each store backend."""
+    if request.param == "sqlite":
+        store = f'[store]\ndatabase = "{tmp_path}/db/s.sqlite3"\nspool_dir = "{tmp_path}/spool"\n'
+    else:
+        cluster: Cluster = request.getfixturevalue("postgres")
+        store = cluster.config(cluster.create_database())
     path = tmp_path / "mailwarden.toml"
     path.write_text(
-        f'[store]\ndatabase = "{tmp_path}/db/s.sqlite3"\nspool_dir = "{tmp_path}/spool"\n'
-        f'retention_days = 1\n\n[release]\nhost = "127.0.0.1"\nport = 9\ntimeout = 5.0\n'
-        f'secret_file = "{tmp_path}/release.key"\n',
+        f'{store}retention_days = 1\n\n[release]\nhost = "127.0.0.1"\nport = 9\n'
+        f'timeout = 5.0\nsecret_file = "{tmp_path}/release.key"\n',
         encoding="utf-8",
     )
     return path
@@ -167,3 +173,49 @@ def test_help_documents_every_action(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for word in ("list", "show", "release", "delete", "purge", "exit status"):
         assert word in out
+
+
+def test_every_filter_and_how_they_combine(
+    config_file: Path, ids: tuple[QuarantineId, QuarantineId], capsys: pytest.CaptureFixture[str]
+) -> None:
+    def listed(*args: str) -> list[str]:
+        assert cli(config_file, "list", "--json", *args) == 0
+        return [e["id"] for e in json.loads(capsys.readouterr().out)]
+
+    first, second = ids
+    assert listed() == [second, first]
+    assert listed("--point", "mda") == [second] == listed("--point", "s2")
+    assert listed("--point", "cli") == [first]  # the envelope's default
+    assert listed("--sender", "@EVIL.example") == [first]
+    assert listed("--recipient", "ann@other.example") == [second]
+    assert listed("--finding", "TROJAN") == [second]
+    assert listed("--since", "2001-01-01", "--until", "1h") == []
+    assert listed("--since", "1h", "--finding", "eicar", "--recipient", "local.example") == [first]
+    assert listed("--finding", "eicar", "--point", "S2") == []
+    assert listed("--limit", "1") == [second]
+    assert listed("--released") == [] and listed("--not-released") == [second, first]
+
+
+def test_an_unknown_point_is_a_usage_error(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli(config_file, "list", "--point", "S9")
+    assert info.value.code == 2
+    assert "not an interception point" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("action", [("list",), ("show", "0" * 32), ("purge",)])
+def test_postgresql_down_exits_75_naming_the_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], action: tuple[str, ...]
+) -> None:
+    # a socket folder where no server listens: what a stopped PostgreSQL looks like
+    config = tmp_path / "m.toml"
+    config.write_text(
+        '[store]\nbackend = "postgresql"\n'
+        f'dsn = "host={tmp_path} port=5499 dbname=quarantine user=mailwarden"\n'
+    )
+    assert main(["quarantine", action[0], "-c", str(config), *action[1:]]) == 75
+    err = capsys.readouterr().err
+    assert "unavailable" in err and "try again" in err
+    assert f"PostgreSQL server {tmp_path} port 5499, database quarantine" in err

@@ -15,7 +15,14 @@ import pytest
 from mailwarden.config import load_config
 from mailwarden.errors import ConfigError
 from mailwarden.message import Envelope
-from mailwarden.store import QuarantineFilter, ScanEvent, StoreError, UnknownIdError, open_store
+from mailwarden.store import (
+    QuarantineFilter,
+    ScanEvent,
+    StoreError,
+    StoreUnavailableError,
+    UnknownIdError,
+    open_store,
+)
 from mailwarden.store import postgres as postgres_module
 from mailwarden.store.postgres import PostgresStore
 from mailwarden.verdict import Finding, Status, Verdict
@@ -83,6 +90,7 @@ def test_password_file_rules_and_no_password_in_errors(postgres: Cluster, tmp_pa
     os.chmod(wrong, 0o600)
     with pytest.raises(StoreError) as info:
         PostgresStore(dsn, password_file=wrong).ping()
+    assert not isinstance(info.value, StoreUnavailableError)  # a setting to fix
     text = str(info.value)
     assert "PostgreSQL server" in text and str(postgres.socket_dir) in text
     assert "mailwarden" in text and "s3cr3t" not in text and postgres.password not in text
@@ -115,7 +123,7 @@ def test_an_outage_fails_each_call_clearly_and_the_store_recovers(
             lambda: store.record_event(ScanEvent(1.0, ENV, "clean", "accept")),
             store.ping,
         ):
-            with pytest.raises(StoreError, match="PostgreSQL server") as info:
+            with pytest.raises(StoreUnavailableError, match="PostgreSQL server") as info:
                 call()
             assert str(cluster.socket_dir) in str(info.value)
         monkeypatch.setattr(postgres_module, "RETRY_AFTER", 0.0)

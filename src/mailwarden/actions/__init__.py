@@ -26,6 +26,7 @@ from mailwarden.actions.release import (
     check_mark,
     load_secret,
     release,
+    release_options,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "log_message",
     "log_record",
     "release",
+    "release_options",
     "rewrite",
     "scanned_value",
 ]

@@ -3,7 +3,8 @@
 Usage::
 
     secret = load_secret(Path(config["release"]["secret_file"]), create=True)
-    result = asyncio.run(release(store, qid, secret=secret, host=..., port=...))
+    result = asyncio.run(release(store, qid, secret=secret,
+                                 **release_options(config["release"])))
 
     # in an agent, before deciding:
     mark = check_mark(message.raw, secret, now=time.time(), max_age=...)
@@ -25,12 +26,14 @@ can make a valid one, and it is bound to the content it was made for.  The
 secret file must be 0600 (a readable one is refused); it is created that way
 on first use.  Replaying a released message unchanged only re-delivers what
 an administrator approved, and only until ``max_age``.  Release talks SMTP to
-the configured downstream only and needs no privileges beyond reading the
-store and the secret.
+the configured downstream only, or runs the configured sendmail program with
+an argument vector (never a shell) as the invoking user, and needs no
+privileges beyond reading the store and the secret.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -39,9 +42,10 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mailwarden.actions.headers import RELEASE_HEADER, rewrite
 from mailwarden.errors import MailwardenError
@@ -148,20 +152,22 @@ async def release(
     qid: str,
     *,
     secret: bytes,
-    host: str,
-    port: int,
+    host: str = "127.0.0.1",
+    port: int = 25,
     timeout: float = 60.0,
     recipients: Sequence[str] | None = None,
     now: float | None = None,
+    method: str = "smtp",
+    sendmail_path: str = "/usr/sbin/sendmail",
 ) -> ReleaseResult:
-    """Send a quarantined message to the downstream SMTP server and mark it released.
+    """Re-inject a quarantined message and mark it released.
 
-    ``recipients`` defaults to the original envelope's.  Raises
-    :class:`ReleaseError` when no recipient was accepted; the entry is marked
-    released (with the accepted recipients) otherwise.
+    ``method`` is ``smtp`` (to ``host:port``) or ``sendmail`` (the MTA's
+    ``sendmail_path`` program); :func:`release_options` reads all of this
+    from the ``[release]`` section.  ``recipients`` defaults to the original
+    envelope's.  Raises :class:`ReleaseError` when no recipient was accepted;
+    the entry is marked released (with the accepted recipients) otherwise.
     """
-    import aiosmtplib
-
     qid = parse_id(qid)
     entry = store.get(qid)
     rcpts = tuple(recipients) if recipients else entry.envelope.recipients
@@ -169,22 +175,13 @@ async def release(
         raise ReleaseError(f"{qid} has no recipients; name them with --to")
     stamp = time.time() if now is None else now
     marked = add_mark(store.read(qid), qid, secret, stamp)
-    try:
-        # the client object, not aiosmtplib.send(), because send() refuses the
-        # null sender that bounces and notifications carry
-        client = aiosmtplib.SMTP(hostname=host, port=port, timeout=timeout, start_tls=False)
-        async with client:
-            errors, _ = await client.sendmail(entry.envelope.sender, list(rcpts), marked)
-    except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError) as exc:
-        raise ReleaseError(f"cannot reach {host}:{port} to release {qid}: {exc}") from exc
-    except aiosmtplib.SMTPException as exc:
-        raise ReleaseError(f"{host}:{port} refused the release of {qid}: {exc}") from exc
-    except OSError as exc:
-        raise ReleaseError(f"cannot reach {host}:{port} to release {qid}: {exc}") from exc
-    refused = {r: f"{resp.code} {resp.message}" for r, resp in errors.items()}
+    sender = entry.envelope.sender
+    if method == "sendmail":
+        await _by_sendmail(sendmail_path, sender, rcpts, marked, timeout, qid)
+        refused: dict[str, str] = {}
+    else:
+        refused = await _by_smtp(host, port, sender, rcpts, marked, timeout, qid)
     accepted = tuple(r for r in rcpts if r not in refused)
-    if not accepted:
-        raise ReleaseError(f"{host}:{port} refused every recipient of {qid}: {refused}")
     store.mark_released(qid, accepted)
     envelope = dataclasses.replace(entry.envelope, recipients=accepted)
     store.record_event(
@@ -199,3 +196,82 @@ async def release(
         )
     )
     return ReleaseResult(qid, accepted, refused)
+
+
+def release_options(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`release` that the ``[release]`` section sets."""
+    return {
+        "method": section["method"],
+        "host": section["host"],
+        "port": section["port"],
+        "timeout": section["timeout"],
+        "sendmail_path": section["sendmail_path"],
+    }
+
+
+async def _by_smtp(
+    host: str,
+    port: int,
+    sender: str,
+    rcpts: tuple[str, ...],
+    marked: bytes,
+    timeout: float,
+    qid: QuarantineId,
+) -> dict[str, str]:
+    """Send by SMTP; return the refused recipients (raise when all were refused)."""
+    import aiosmtplib
+
+    try:
+        # the client object, not aiosmtplib.send(), because send() refuses the
+        # null sender that bounces and notifications carry
+        client = aiosmtplib.SMTP(hostname=host, port=port, timeout=timeout, start_tls=False)
+        async with client:
+            errors, _ = await client.sendmail(sender, list(rcpts), marked)
+    except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError) as exc:
+        raise ReleaseError(f"cannot reach {host}:{port} to release {qid}: {exc}") from exc
+    except aiosmtplib.SMTPException as exc:
+        raise ReleaseError(f"{host}:{port} refused the release of {qid}: {exc}") from exc
+    except OSError as exc:
+        raise ReleaseError(f"cannot reach {host}:{port} to release {qid}: {exc}") from exc
+    refused = {r: f"{resp.code} {resp.message}" for r, resp in errors.items()}
+    if len(refused) == len(rcpts):
+        raise ReleaseError(f"{host}:{port} refused every recipient of {qid}: {refused}")
+    return refused
+
+
+async def _by_sendmail(
+    program: str,
+    sender: str,
+    rcpts: tuple[str, ...],
+    marked: bytes,
+    timeout: float,
+    qid: QuarantineId,
+) -> None:
+    """Hand the message to the MTA's sendmail program, without a shell.
+
+    ``-G`` says it is a relayed message, not a new submission (no header
+    fixing); ``-i`` keeps a line with a lone dot in the body; ``--`` ends the
+    options, so no recipient address is ever read as one.  The null sender is
+    passed as ``<>``, which Postfix, Sendmail and Exim all understand.
+    """
+    argv = [program, "-G", "-i", "-f", sender or "<>", "--", *rcpts]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    except OSError as exc:
+        raise ReleaseError(f"cannot run {program} to release {qid}: {exc}") from exc
+    try:
+        output, _ = await asyncio.wait_for(proc.communicate(marked), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise ReleaseError(f"{program} took over {timeout:g}s to release {qid}; killed") from None
+    if proc.returncode != 0:
+        said = output.decode("utf-8", "replace").strip()[:500] or "no message"
+        raise ReleaseError(
+            f"{program} exited with status {proc.returncode} releasing {qid}: {said}"
+        )

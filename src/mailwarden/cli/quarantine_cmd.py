@@ -1,7 +1,8 @@
 """``mailwarden quarantine``: list, show, release, delete and purge quarantined mail.
 
 Reads and changes the store named by ``[store]``; ``release`` sends through the
-SMTP server named by ``[release]`` with a signed release mark.
+SMTP server or the sendmail program named by ``[release]`` with a signed
+release mark.
 
 SECURITY: needs read and write access to the store database and spool (run as
 the mailwarden user or root) and, for ``release``, read access to the release
@@ -24,16 +25,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mailwarden.actions import ReleaseError, load_secret, release
+from mailwarden.actions import ReleaseError, load_secret, release, release_options
 from mailwarden.cli.common import add_config_option, config_from_args, fail
 from mailwarden.config import Config
+from mailwarden.message import Point
 from mailwarden.store import (
     QuarantineEntry,
     QuarantineFilter,
+    QuarantineId,
     QuarantineStore,
+    StoreUnavailableError,
     open_store,
     parse_id,
 )
+from mailwarden.store.retention import purge_expired
 from mailwarden.verdict import display_name
 
 DESCRIPTION = textwrap.dedent(
@@ -43,22 +48,29 @@ DESCRIPTION = textwrap.dedent(
       list      quarantined messages, newest first; filters combine
       show ID   one message's envelope, verdict and headers (--raw: the message)
       release ID
-                send the message to the [release] SMTP server (by default
-                127.0.0.1:25) with its original envelope, or to the --to
-                recipients; it carries a release mark signed with the
-                [release] secret_file, so the scanner accepts it instead of
-                quarantining it again
+                re-inject the message with its original envelope, or to the
+                --to recipients: by SMTP to [release] host:port (by default
+                127.0.0.1:25), or with [release] method = "sendmail" through
+                the MTA's sendmail program; it carries a release mark signed
+                with the [release] secret_file, so the scanner accepts it
+                instead of quarantining it again
       delete ID...
                 remove messages from the quarantine
       purge     remove messages older than [store] retention_days and history
-                older than [store] event_retention_days
+                older than [store] event_retention_days (`mailwarden serve`
+                does this by itself every [store] purge_interval seconds)
 
     Ids are the 32 hex digits that list prints. Times (--since, --until) are
     UTC: 2024-05-01, 2024-05-01T13:00, or an age such as 90m, 12h, 7d.
+    --sender and --recipient take an address or a domain (example.org);
+    --finding matches part of a finding name; --point is S1 (in the MTA),
+    S2 (delivery), S3 (outbound), S4 (download) or cli.
 
-    exit status: 0 done; 1 the SMTP server refused or could not be reached;
-    2 an unknown or malformed id, a message already released (without
-    --force), or a configuration or store error.
+    exit status: 0 done; 1 the SMTP server or sendmail refused the message
+    or could not be reached; 2 an unknown or malformed id, a message already
+    released (without --force), or a configuration or store error;
+    75 the store's database server could not be reached (PostgreSQL down):
+    nothing was changed, try again later.
     """
 )
 
@@ -70,6 +82,9 @@ EPILOG = textwrap.dedent(
       mailwarden quarantine release 3f2a... --to admin@example.org
     """
 )
+
+#: sysexits.h EX_TEMPFAIL: the store's server did not answer; try again later
+TEMPFAIL = 75
 
 _AGE = re.compile(r"^(\d+)([smhdw])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -91,7 +106,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lst.add_argument("--sender", metavar="ADDR", help="envelope sender: address or domain")
     lst.add_argument("--recipient", metavar="ADDR", help="a recipient: address or domain")
     lst.add_argument("--finding", metavar="TEXT", help="part of a finding name (eicar)")
-    lst.add_argument("--point", metavar="POINT", help="interception point: S1, S2, S3, S4, cli")
+    lst.add_argument(
+        "--point", type=point, metavar="POINT", help="interception point: S1, S2, S3, S4, cli"
+    )
     state = lst.add_mutually_exclusive_group()
     state.add_argument("--released", action="store_true", help="only released messages")
     state.add_argument("--not-released", action="store_true", help="only unreleased ones")
@@ -133,6 +150,16 @@ def _action(
     return parser
 
 
+def point(text: str) -> str:
+    """``S2``, ``s2`` or ``mda`` -> ``S2``; anything else is a usage error."""
+    value = text.strip()
+    for item in Point:
+        if value.lower() in (item.value.lower(), item.name.lower()):
+            return item.value
+    names = ", ".join(f"{p.value} ({p.name.lower()})" for p in Point)
+    raise argparse.ArgumentTypeError(f"not an interception point: {text!r} (use {names})")
+
+
 def when(text: str) -> float:
     """``2024-05-01``, ``2024-05-01T13:00`` (UTC) or an age (``12h``) -> Unix time."""
     age = _AGE.match(text.strip())
@@ -155,22 +182,30 @@ def run(args: argparse.Namespace) -> int:
     ids = [parse_id(i) for i in (getattr(args, "ids", None) or [getattr(args, "id", None)]) if i]
     store = open_store(config)
     try:
-        if args.quarantine_action == "list":
-            return _list(store, args)
-        if args.quarantine_action == "show":
-            return _show(store, ids[0], args)
-        if args.quarantine_action == "release":
-            return _release(store, ids[0], args, config)
-        if args.quarantine_action == "delete":
-            for qid in ids:
-                store.get(qid)
-            for qid in ids:
-                store.delete(qid)
-            _say(args, {"deleted": ids}, "\n".join(f"deleted {q}" for q in ids))
-            return 0
-        return _purge(store, args, config)
+        return _act(store, ids, args, config)
+    except StoreUnavailableError as exc:
+        return fail(f"the quarantine store is unavailable, try again later: {exc}", TEMPFAIL)
     finally:
         store.close()
+
+
+def _act(
+    store: QuarantineStore, ids: list[QuarantineId], args: argparse.Namespace, config: Config
+) -> int:
+    if args.quarantine_action == "list":
+        return _list(store, args)
+    if args.quarantine_action == "show":
+        return _show(store, ids[0], args)
+    if args.quarantine_action == "release":
+        return _release(store, ids[0], args, config)
+    if args.quarantine_action == "delete":
+        for qid in ids:
+            store.get(qid)
+        for qid in ids:
+            store.delete(qid)
+        _say(args, {"deleted": ids}, "\n".join(f"deleted {q}" for q in ids))
+        return 0
+    return _purge(store, args, config)
 
 
 def _list(store: QuarantineStore, args: argparse.Namespace) -> int:
@@ -273,10 +308,8 @@ def _release(store: QuarantineStore, qid: str, args: argparse.Namespace, config:
                 store,
                 entry.id,
                 secret=secret,
-                host=section["host"],
-                port=section["port"],
-                timeout=section["timeout"],
                 recipients=args.to or None,
+                **release_options(section),
             )
         )
     except ReleaseError as exc:
@@ -291,14 +324,11 @@ def _release(store: QuarantineStore, qid: str, args: argparse.Namespace, config:
 
 
 def _purge(store: QuarantineStore, args: argparse.Namespace, config: Config) -> int:
-    now = time.time()
-    section = config["store"]
-    messages = store.purge(now - section["retention_days"] * 86400)
-    events = store.purge_events(now - section["event_retention_days"] * 86400)
+    purged = purge_expired(store, config["store"], now=time.time())
     _say(
         args,
-        {"messages": messages, "events": events},
-        f"purged {messages} quarantined messages and {events} history events",
+        {"messages": purged.messages, "events": purged.events},
+        f"purged {purged.messages} quarantined messages and {purged.events} history events",
     )
     return 0
 

@@ -19,6 +19,8 @@ import os
 import shlex
 import sys
 import textwrap
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from mailwarden.cli.common import add_config_option
 from mailwarden.config import Config, config_files, load_config
@@ -41,6 +43,11 @@ DESCRIPTION = textwrap.dedent(
     killed if it is still running stop_timeout seconds later) and exit 0.
     SIGHUP makes the daemon reload its signature database and tries again any
     child that was given up on.
+
+    Serve itself purges the quarantine and the history of what is older
+    than [store] retention_days and event_retention_days, at start and then
+    every [store] purge_interval seconds (0: never; use `mailwarden
+    quarantine purge` from a timer).
 
     Started as root, serve creates the missing runtime folders for [serve]
     user and becomes that user before anything starts.
@@ -101,7 +108,15 @@ def run(args: argparse.Namespace) -> int:
         log.info("%s", line)
     if drop_privileges(target):
         log.info("running as %s (uid %d, gid %d)", target.user, target.uid, target.gid)
-    return asyncio.run(Supervisor(settings, specs).run())
+    return asyncio.run(Supervisor(settings, specs, chores=[_retention(config)]).run())
+
+
+def _retention(config: Config) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The quarantine's periodic purge ([store] purge_interval)."""
+    from mailwarden.store import open_store
+    from mailwarden.store.retention import keep_purging
+
+    return lambda: keep_purging(lambda: open_store(config), config["store"])
 
 
 def _print_plan(

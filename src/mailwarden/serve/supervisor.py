@@ -17,6 +17,8 @@ privileges)::
 - SIGTERM or SIGINT: the agents get SIGTERM (they finish the messages they
   hold, which needs the daemon), then the daemon; a child still running
   ``stop_timeout`` seconds later is killed with its group.  Exit status 0.
+- Chores (``chores=``): coroutines serve runs in its own process beside the
+  children, such as the quarantine's hourly purge; cancelled on stop.
 - SIGHUP: forwarded to the daemon, which reloads its signature database; a
   child serve had given up on is tried again.
 
@@ -33,8 +35,9 @@ import logging
 import shlex
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailwarden.daemon.client import AsyncDaemonClient, DaemonError
 from mailwarden.serve.backoff import Backoff, BackoffPolicy
@@ -61,8 +64,17 @@ class _Child:
 
 
 class Supervisor:
-    def __init__(self, settings: ServeSettings, specs: list[ChildSpec]) -> None:
+    def __init__(
+        self,
+        settings: ServeSettings,
+        specs: list[ChildSpec],
+        *,
+        chores: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    ) -> None:
         self.settings = settings
+        # periodic work in serve's own process (the quarantine's retention):
+        # started with the daemon, cancelled when serve stops
+        self.chores = list(chores)
         policy = BackoffPolicy(
             first=settings.restart_delay,
             cap=settings.restart_delay_max,
@@ -89,6 +101,7 @@ class Supervisor:
         """Supervise until told to stop (0) or until every child was given up on (1)."""
         self._install_signal_handlers()
         self._launch(self.daemon)
+        chores = [asyncio.create_task(_chore(c), name="serve:chore") for c in self.chores]
         code = 0
         while not self._stopping.is_set():
             self._changed.clear()
@@ -101,6 +114,9 @@ class Supervisor:
                 code = 1
                 break
             await _first(self._stopping, self._changed)
+        for chore in chores:
+            chore.cancel()
+        await asyncio.gather(*chores, return_exceptions=True)
         await self._stop_all()
         return code
 
@@ -245,6 +261,16 @@ class Supervisor:
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
         log.info("stopped")
+
+
+async def _chore(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run one chore; a failure is logged and ends that chore only, never serve."""
+    try:
+        await work()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("a periodic task failed and is not run again until serve restarts")
 
 
 async def _wait_until(

@@ -35,6 +35,11 @@ class StoreError(MailwardenError):
     """The store cannot be opened or written (permissions, corruption, full disk)."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store's server cannot be reached now (down, restarting, network); a later
+    attempt may succeed.  Mail that needs the store is deferred meanwhile."""
+
+
 class UnknownIdError(StoreError):
     """No quarantine entry has this id."""
 

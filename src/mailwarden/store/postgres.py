@@ -52,6 +52,7 @@ from mailwarden.store.base import (
     QuarantineId,
     ScanEvent,
     StoreError,
+    StoreUnavailableError,
     UnknownIdError,
     new_id,
     parse_id,
@@ -64,6 +65,11 @@ T = TypeVar("T")
 RETRY_AFTER = 1.0
 #: Key of the advisory lock migrations hold ("mailward" in ASCII).
 _MIGRATION_LOCK = 0x6D61696C77617264
+
+#: libpq's words for a connection refused by the server's settings.
+_REFUSED = re.compile(
+    r"authentication failed|no password supplied|does not exist|no pg_hba\.conf entry"
+)
 
 _INSERT = (
     "INSERT INTO quarantine (id, created, sender, envelope, point, status, verdict, reason, "
@@ -220,14 +226,15 @@ class PostgresStore:
                     # nothing of this transaction reached the server, run it again
                     if broken and not fresh and not committing and attempt == 1:
                         continue
-                    raise StoreError(f"{self.server}: {_one_line(exc)}") from None
+                    error = StoreUnavailableError if broken else StoreError
+                    raise error(f"{self.server}: {_one_line(exc)}") from None
             raise AssertionError("unreachable")  # pragma: no cover
 
     def _connection(self) -> tuple[psycopg.Connection[Any], bool]:
         if self._conn is not None and not self._conn.closed:
             return self._conn, False
         if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_AFTER:
-            raise StoreError(f"{self.server}: unavailable ({self._last_error})")
+            raise StoreUnavailableError(f"{self.server}: unavailable ({self._last_error})")
         try:
             conninfo = make_conninfo(
                 self._dsn,
@@ -239,7 +246,11 @@ class PostgresStore:
         except psycopg.Error as exc:
             self._last_error = _one_line(exc)
             self._failed_at = time.monotonic()
-            raise StoreError(f"cannot connect to {self.server}: {self._last_error}") from None
+            # a refused login or a missing database is a setting to fix, not an
+            # outage; libpq gives no SQLSTATE for a failed connection, only text
+            refused = _REFUSED.search(self._last_error) is not None
+            error = StoreError if refused else StoreUnavailableError
+            raise error(f"cannot connect to {self.server}: {self._last_error}") from None
         try:
             conn.execute(
                 "SELECT set_config('statement_timeout', %s, false)", (self._statement_timeout,)
