@@ -28,14 +28,13 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailwarden.actions.release import ReleaseError, load_secret
 from mailwarden.errors import MailwardenError
 
 #: a cookie longer than this is not looked at
@@ -55,35 +54,15 @@ class Session:
 
 
 def load_key(path: Path) -> bytes:
-    """Read the signing key, creating a 0600 one on first use."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        return _create_key(path)
-    except OSError as exc:
-        raise SessionKeyError(f"cannot read the session key {path}: {exc}") from exc
-    with os.fdopen(fd, "rb") as src:
-        if stat.S_IMODE(os.fstat(src.fileno()).st_mode) & 0o077:
-            raise SessionKeyError(f"session key {path} is readable by others; chmod 600 {path}")
-        key = src.read().strip()
-    if len(key) < 32:
-        raise SessionKeyError(f"session key {path} is too short (at least 32 characters)")
-    return key
+    """Read the signing key, creating a 0600 one on first use.
 
-
-def _create_key(path: Path) -> bytes:
-    key = secrets.token_hex(32).encode("ascii")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    The same rules as the release secret (``actions.release``): 0600, no
+    symlink, at least 32 characters; only the name in the errors differs.
+    """
     try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        return load_key(path)
-    except OSError as exc:
-        raise SessionKeyError(f"cannot create the session key {path}: {exc}") from exc
-    with os.fdopen(fd, "wb") as out:
-        out.write(key + b"\n")
-    return key
+        return load_secret(path, create=True)
+    except ReleaseError as exc:
+        raise SessionKeyError(str(exc).replace("release secret", "session key")) from None
 
 
 def _b64(data: bytes) -> str:
