@@ -12,8 +12,9 @@ instead) is refused: edit it by hand after docs/exim.md.
   smtp-filter`` (``[smtp_filter] listen``) through an ``smtp`` transport;
   the filter hands it back on ``[smtp_filter] downstream``'s port, which
   Exim listens on too (``daemon_smtp_ports``) and which a connect ACL keeps
-  to the filter's host.  The router is ``no_verify``: recipient
-  verification still comes from Debian's routers.  Agent: ``smtp-filter``.
+  to loopback clients (and the filter's own address).  The router is
+  ``no_verify``: recipient verification still comes from Debian's routers.
+  Agent: ``smtp-filter``.
 * ``malware-acl`` (before queue): ``av_scanner = clamd:...`` pointed at the
   daemon (its TCP listener when ``[daemon] tcp`` is set, else its unix
   socket) and, through Debian's ``CHECK_DATA_LOCAL_ACL_FILE`` hook, ``deny
@@ -187,7 +188,12 @@ def _content_filter(config: Config, parts: _Parts) -> list[str]:
             f"[smtp_filter] downstream = {downstream!r}: Exim's content filter route needs the "
             "return port as HOST:PORT (such as 127.0.0.1:10025)"
         )
-    back_host, back_port = _host_port(downstream, "[smtp_filter] downstream")
+    _, back_port = _host_port(downstream, "[smtp_filter] downstream")
+    # the filter connects from a loopback address, or from its own listening address
+    clients = ["127.0.0.0/8", "::1"]
+    if not host.startswith("127.") and host not in ("::1", "localhost"):
+        clients.append(host)
+    allowed = " ; ".join(clients)
     header = _HEADER.format(mode=parts.mode)
     parts.sections["main"] = (
         header
@@ -200,7 +206,7 @@ def _content_filter(config: Config, parts: _Parts) -> list[str]:
         header
         + "acl_mailwarden_connect:\n"
         + "  deny    condition = ${if ={$received_port}{MAILWARDEN_RETURN_PORT}}\n"
-        + f"          !hosts = <; {back_host}\n"
+        + f"          !hosts = <; {allowed}\n"
         + "          message = this port takes mail back from the virus scanner only\n"
         + "  accept\n"
     )
@@ -227,7 +233,7 @@ def _content_filter(config: Config, parts: _Parts) -> list[str]:
     return [
         f"mail goes to mailwarden smtp-filter on {host}:{port} ([smtp_filter] listen) and "
         f"comes back on port {back_port} ([smtp_filter] downstream), which Exim now listens "
-        f"on and accepts from {back_host} only"
+        f"on and accepts from {', '.join(clients)} only"
     ]
 
 
