@@ -31,6 +31,7 @@ validated configuration and may not hold m4 quotes, commas or spaces.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -66,7 +67,8 @@ def _binary(ctx: SetupContext, *, version: bool) -> tuple[str, str] | None:
     elsewhere must report a Sendmail version (``-d0.1``).
     """
     known = [p for p in (find_program(ctx, extra=(b,)) for b in _BINARIES[:2]) if p]
-    first = None if ctx.path is None else find_program(ctx, "sendmail")
+    # the folders the administrator named come first, and are trusted like Debian's
+    first = None if ctx.path is None else shutil.which("sendmail", path=ctx.path)
     other = find_program(ctx, "sendmail")
     candidates = [(first, True), *((k, True) for k in known), (other, False)]
     for candidate, trusted in candidates:

@@ -1,0 +1,319 @@
+"""``mailwarden setup --mta sendmail``: the plans, then real Sendmail from Debian's packages.
+
+The plans are checked on Debian's own ``sendmail.mc`` (as the package ships
+it) and on the test instance's: where the block goes, what it holds, that a
+second plan changes nothing, and what setup refuses.  Then, with Sendmail
+unpacked in its own root (``support/sendmail.py``) and ``mailwarden setup``
+run as the administrator runs it: m4 rebuilds sendmail.cf, ``sendmail -bt``
+passes, a clean message reaches the sink tagged through the milter and
+EICAR is refused (554), the mda mode runs ``mailwarden mda`` as the local
+mailer, and ``--uninstall`` leaves every file byte-identical.  Bad input:
+Sendmail not installed, no sendmail.mc, a milter already added by hand, and
+a checker that fails (every file restored).
+
+Sendmail waits a minute at start when the host name has no domain, so every
+command that runs it (setup's checker and version probe included) runs in a
+UTS namespace named ``mx.test.example``, as ``support/sendmail.py`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from intercept.harness import EICAR, Stack, free_port, wait_until
+from intercept.mail import data_reply, make_message
+from intercept.milter.conftest import start_milter_process
+from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError
+from setup.mta_sites import snapshot
+from support.sendmail import (
+    HOSTNAME,
+    SendmailInstance,
+    missing_libraries,
+    sendmail_root,
+)
+from support.smtp_sink import Sink, smtp_sink
+from support.tools import missing
+
+MAILWARDEN = [sys.executable, "-m", "mailwarden"]
+SENDMAIL = INTEGRATIONS["sendmail"]
+SENDER = "x@remote.example"
+RCPT = "alice@test.example"
+#: the files setup may change in the instance's folder (the rest is its queue and pid)
+CONFIG_FILES = ("sendmail.mc", "sendmail.cf", "aliases")
+
+
+def _root() -> Path:
+    if os.geteuid() != 0:
+        missing("a private Sendmail instance needs root")
+    for tool in ("m4", "unshare"):
+        if shutil.which(tool) is None:
+            missing(f"{tool} is not installed (scripts/bootstrap installs it)")
+    root = sendmail_root()
+    if root is None:
+        missing("Sendmail's Debian packages could not be fetched (scripts/bootstrap does it)")
+    lacking = missing_libraries(root)
+    if lacking:
+        missing(f"Sendmail needs {', '.join(lacking)} (scripts/bootstrap installs them)")
+    return root
+
+
+@dataclass
+class Rig:
+    folder: Path
+    root: Path
+    sendmail: SendmailInstance
+    stack: Stack
+    sink: Sink
+    milter: str
+
+    @property
+    def config_dir(self) -> Path:
+        return self.sendmail.folder
+
+    @property
+    def search_path(self) -> str:
+        return str(self.root / "usr/libexec/sendmail")
+
+    def files(self) -> dict[str, tuple[bytes, int]]:
+        return {k: v for k, v in snapshot(self.config_dir).items() if k in CONFIG_FILES}
+
+    def mailwarden_files(self) -> dict[str, tuple[bytes, int]]:
+        return {k: v for k, v in snapshot(self.stack.config.parent).items() if k.endswith(".toml")}
+
+    def ctx(self, **extra: object) -> SetupContext:
+        values: dict[str, object] = {
+            "mta_config_dir": self.config_dir,
+            "mailwarden": str(Path(sys.executable).parent / "mailwarden"),
+            "mailwarden_config": self.stack.config,
+            "path": self.search_path,
+            "systemd": False,
+        }
+        values.update(extra)
+        return SetupContext(**values)  # type: ignore[arg-type]
+
+    def setup(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``mailwarden setup --mta sendmail ...`` on this instance, in the instance's UTS name."""
+        argv = [
+            "unshare",
+            "-u",
+            "sh",
+            "-c",
+            f'hostname {HOSTNAME} && exec "$@"',
+            "setup",
+            *MAILWARDEN,
+            "setup",
+            "--mta",
+            "sendmail",
+            "--mta-config-dir",
+            str(self.config_dir),
+            "-c",
+            str(self.stack.config),
+            "--search-path",
+            self.search_path,
+            "--mailwarden-command",
+            str(Path(sys.executable).parent / "mailwarden"),
+            "--no-service",
+            *args,
+        ]
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    def delivered(self, mid: str) -> list[bytes]:
+        return [m.data for m in self.sink.messages if mid.encode() in m.data]
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    root = _root()
+    folder = Path(tempfile.mkdtemp(prefix="mwsetup-sendmail-"))
+    folder.chmod(0o755)
+    milter = f"inet:{free_port()}@127.0.0.1"
+    with smtp_sink() as (sink, relay_port):
+        sendmail = SendmailInstance.create(
+            folder / "mail", root, port=free_port(), relay_port=relay_port
+        )
+        stack = Stack.create(folder / "mw", extra_toml=f'[milter]\nsocket = "{milter}"\n')
+        try:
+            yield Rig(folder, root, sendmail, stack, sink, milter)
+        finally:
+            sendmail.stop()
+            stack.stop_all()
+    if not os.environ.get("MAILWARDEN_KEEP_TEST_ROOT"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- the plans ----------------------------------------------------------------------
+
+
+def test_milter_block_goes_before_the_mailers_of_debians_own_sendmail_mc(
+    rig: Rig, tmp_path: Path
+) -> None:
+    debian = rig.root / "usr/share/sendmail/cf/debian/sendmail.mc"
+    etc = tmp_path / "mail"
+    etc.mkdir()
+    shutil.copy(debian, etc / "sendmail.mc")
+    plan = SENDMAIL.plan(rig.ctx(mta_config_dir=etc), "milter")
+    [edit] = plan.edits
+    lines = (edit.text or "").splitlines()
+    begin = next(i for i, line in enumerate(lines) if line.startswith("dnl # BEGIN mailwarden"))
+    assert lines[begin + 1] == (
+        f"INPUT_MAIL_FILTER(`mailwarden', `S={rig.milter}, F=T, T=S:2m;R:2m;E:5m')dnl"
+    )
+    assert lines[begin + 2] == "dnl # END mailwarden setup"
+    assert lines[begin + 3] == "MAILER_DEFINITIONS"
+    # nothing else changes
+    rest = lines[:begin] + lines[begin + 3 :]
+    assert rest == debian.read_text().splitlines()
+    [m4] = plan.commands
+    assert m4.argv[:3] == ("sh", "-c", 'm4 "$1" > "$2"')
+    assert m4.argv[4:] == (str(etc / "sendmail.mc"), str(etc / "sendmail.cf"))
+    assert m4.touches == (etc / "sendmail.cf",)
+    [check] = plan.checks
+    assert check.argv[1:] == ("-C", str(etc / "sendmail.cf"), "-bt", "-d0.1")
+    assert plan.agents == ("milter",)
+
+
+def test_mda_defines_the_local_mailer_after_every_feature(rig: Rig) -> None:
+    plan = SENDMAIL.plan(rig.ctx(), "mda")
+    [edit] = plan.edits
+    text = edit.text or ""
+    program = Path(sys.executable).parent / "mailwarden"
+    procmail = shutil.which("procmail", path=f"{rig.search_path}:{os.environ['PATH']}")
+    args = (
+        f"define(`LOCAL_MAILER_ARGS', `mailwarden mda -c {rig.stack.config} --sender $f "
+        f"--recipient $u@$j -- {procmail} -Y -a $h -d $u')dnl\n"
+    )
+    assert f"define(`LOCAL_MAILER_PATH', `{program}')dnl\n" in text
+    assert args in text
+    assert "define(`LOCAL_MAILER_FLAGS', `SPhn9')dnl\n" in text
+    assert text.index("LOCAL_MAILER_PATH") > text.rindex("FEATURE(")
+    assert text.index("LOCAL_MAILER_PATH") < text.index("MAILER(`local')")
+    assert plan.agents == ()
+
+
+def test_a_second_plan_changes_nothing(rig: Rig) -> None:
+    plan = SENDMAIL.plan(rig.ctx(), "milter")
+    [edit] = plan.edits
+    edit.path.write_text(edit.text or "")
+    again = SENDMAIL.plan(rig.ctx(), "milter")
+    assert again.edits == () and again.commands == ()
+
+
+def test_a_milter_added_by_hand_or_a_missing_mc_is_refused(rig: Rig, tmp_path: Path) -> None:
+    mc = rig.config_dir / "sendmail.mc"
+    mc.write_text(
+        mc.read_text().replace(
+            "MAILER(`local')",
+            "INPUT_MAIL_FILTER(`mailwarden', `S=local:/x.sock')dnl\nMAILER(`local')",
+        )
+    )
+    with pytest.raises(SetupError, match="already has a mailwarden milter"):
+        SENDMAIL.plan(rig.ctx(), "milter")
+    with pytest.raises(SetupError, match=r"sendmail\.mc: no such file"):
+        SENDMAIL.plan(rig.ctx(mta_config_dir=tmp_path), "milter")
+
+
+def test_sendmail_not_installed_is_a_clear_error(tmp_path: Path) -> None:
+    if any(
+        Path(p).exists() for p in ("/usr/libexec/sendmail/sendmail", "/usr/lib/sm.bin/sendmail")
+    ):
+        pytest.skip("this host has Sendmail installed")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    config = tmp_path / "mailwarden.toml"
+    config.write_text("# test\n")
+    ctx = SetupContext(tmp_path / "mail", "/usr/bin/mailwarden", config, path=str(empty))
+    # /usr/sbin/sendmail, when there is one, is Postfix's: not taken for Sendmail
+    assert SENDMAIL.detect(ctx) is None
+    with pytest.raises(SetupError, match="sendmail: not installed"):
+        SENDMAIL.plan(ctx, "milter")
+
+
+# --- applied for real -----------------------------------------------------------------
+
+
+def test_milter_setup_carries_mail_and_uninstall_restores_every_byte(rig: Rig) -> None:
+    original, mw_original = rig.files(), rig.mailwarden_files()
+    done = rig.setup("--mode", "milter", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "+INPUT_MAIL_FILTER(`mailwarden'" in done.stdout  # the diff is shown
+    assert f"check passed: {rig.search_path}/sendmail -C {rig.config_dir}/sendmail.cf" in (
+        done.stdout
+    )
+    assert "sendmail is not running; skipped" in done.stdout
+    assert "INPUT_MAIL_FILTER" not in original["sendmail.cf"][0].decode()
+    assert f"Xmailwarden, S={rig.milter}" in (rig.config_dir / "sendmail.cf").read_text()
+
+    again = rig.setup("--mode", "milter", "--yes")
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
+
+    rig.stack.start_daemon()
+    start_milter_process(rig.stack, rig.milter)
+    rig.sendmail.start()
+    try:
+        port = rig.sendmail.port
+        clean, clean_id = make_message(sender=SENDER, to=RCPT)
+        assert data_reply(port, SENDER, [RCPT], clean)[0] == 250
+        wait_until(lambda: rig.delivered(clean_id), 60, "the clean message at the sink")
+        assert b"X-Virus-Status: Clean" in rig.delivered(clean_id)[0]
+
+        infected, infected_id = make_message(sender=SENDER, to=RCPT, attachment=EICAR)
+        code, text = data_reply(port, SENDER, [RCPT], infected)
+        assert code == 554, text
+        assert "Eicar" in text
+        assert rig.delivered(infected_id) == []
+    except BaseException:
+        print(rig.sendmail.output())
+        raise
+    finally:
+        rig.sendmail.stop()
+        rig.stack.stop_all()
+
+    gone = rig.setup("--uninstall", "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert rig.files() == original
+    assert rig.mailwarden_files() == mw_original
+
+
+def test_mda_setup_passes_sendmails_check_and_uninstalls(rig: Rig) -> None:
+    original = rig.files()
+    done = rig.setup("--mode", "mda", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    cf = (rig.config_dir / "sendmail.cf").read_text()
+    [mailer] = [line for line in cf.splitlines() if line.startswith("Mlocal,")]
+    assert f"P={Path(sys.executable).parent / 'mailwarden'}," in mailer
+    assert "SPhn9, " in mailer  # Sendmail puts its own flags in front
+    assert "A=mailwarden mda -c " in cf
+    gone = rig.setup("--uninstall", "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert rig.files() == original
+
+
+def test_a_failing_checker_restores_every_file(rig: Rig) -> None:
+    # an administrator's line that only sendmail finds wrong: setup must not leave its
+    # own changes on a configuration that does not pass
+    mc = rig.config_dir / "sendmail.mc"
+    mc.write_text(mc.read_text() + "LOCAL_CONFIG\nO NoSuchOption=1\n")
+    original, mw_original = rig.files(), rig.mailwarden_files()
+    done = rig.setup("--mode", "milter", "--yes")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the check failed: " in done.stderr
+    assert "unknown option name NoSuchOption" in done.stderr
+    assert "every file was restored" in done.stderr
+    assert rig.files() == original
+    assert rig.mailwarden_files() == mw_original
