@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import stat
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import Message as EmailMessage
 from pathlib import Path
 
 import pytest
 
+from intercept.harness import Stack, free_port, wait_until
+from intercept.mail import make_message
 from mailwarden.actions import ReleaseError, add_mark, carry_out, check_mark, load_secret, release
 from mailwarden.config import defaults
 from mailwarden.message import Envelope, Message
 from mailwarden.policy import ActionKind, Mode, Policy, decide
 from mailwarden.store import QuarantineFilter, QuarantineId, SqliteStore
 from mailwarden.verdict import Finding, Status, Verdict
+from support.postfix import DOMAIN, POSTFIX, REMOTE, PostfixInstance, submit_local
 from support.smtp_sink import smtp_sink
+from support.tools import missing
 
 EICAR_RAW = (
     b"From: attacker@evil.example\r\nTo: bob@local.example\r\nSubject: test\r\n\r\n"
@@ -165,3 +175,123 @@ def test_release_failures_are_clear_and_leave_the_entry_unreleased(store: Sqlite
     with pytest.raises(ReleaseError, match=r"cannot reach|refused"):
         asyncio.run(release(store, qid, secret=SECRET, host="127.0.0.1", port=free_port, timeout=5))
     assert store.get(qid).released is None and sink.messages == []
+
+
+# --- release through the MTA's own sendmail program --------------------------------------
+
+
+@dataclass
+class LocalMta:
+    postfix: PostfixInstance
+    stack: Stack
+
+    def quarantined(self) -> list[dict[str, object]]:
+        entries: list[dict[str, object]] = json.loads(
+            self.stack.cli("quarantine", "list", "--json").stdout
+        )
+        return entries
+
+    def delivered(self, user: str, mid: str) -> list[EmailMessage]:
+        return [m for m in self.postfix.mailbox(user) if m["Message-ID"] == mid]
+
+
+@pytest.fixture(scope="module")
+def local_mta() -> Iterator[LocalMta]:
+    """Postfix filtering everything it takes in, sendmail's pickup included, through
+    smtp-filter; the release goes in through Postfix's own sendmail."""
+    if not Path(POSTFIX).exists() or os.geteuid() != 0:
+        missing("a private Postfix instance needs postfix and root")
+    root = Path(tempfile.mkdtemp(prefix="mwrel-"))
+    root.chmod(0o755)
+    ports = {k: free_port() for k in ("smtp", "lmtp", "proxied", "reinject", "f", "l", "p")}
+    postfix = PostfixInstance.create(
+        root / "postfix",
+        smtp_port=ports["smtp"],
+        filtered_lmtp_port=ports["lmtp"],
+        proxied_port=ports["proxied"],
+        reinject_port=ports["reinject"],
+        filter_port=ports["f"],
+        lmtp_filter_port=ports["l"],
+        proxy_port=ports["p"],
+        relay_port=free_port(),
+    )
+    main_cf = postfix.config_dir / "main.cf"
+    main_cf.write_text(main_cf.read_text() + f"content_filter = scan:[127.0.0.1]:{ports['f']}\n")
+    stack = Stack.create(root / "mw")
+    text = stack.config.read_text().replace(
+        "[release]\n", '[release]\nmethod = "sendmail"\nsendmail_path = "/usr/sbin/sendmail"\n'
+    )
+    stack.config.write_text(text)
+    os.environ["MAIL_CONFIG"] = str(postfix.config_dir)  # sendmail finds this instance
+    try:
+        postfix.start()
+        stack.start_daemon()
+        reinject = f"127.0.0.1:{ports['reinject']}"
+        stack.start_agent("filter", "smtp-filter", ports["f"], "--downstream", reinject)
+        yield LocalMta(postfix, stack)
+    finally:
+        os.environ.pop("MAIL_CONFIG", None)
+        stack.stop_all()
+        postfix.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _quarantine(mta: LocalMta, sender: str = f"someone@{REMOTE}") -> tuple[str, str]:
+    before = {e["id"] for e in mta.quarantined()}
+    raw, mid = make_message(sender=sender, to=f"alice@{DOMAIN}", attachment=EICAR_RAW)
+    submit_local(mta.postfix, raw, sender, [f"alice@{DOMAIN}"])
+    wait_until(lambda: {e["id"] for e in mta.quarantined()} - before, 60, "the quarantine")
+    (qid,) = {e["id"] for e in mta.quarantined()} - before
+    return str(qid), mid
+
+
+def test_release_by_sendmail_is_delivered_once_and_not_quarantined_again(
+    local_mta: LocalMta,
+) -> None:
+    qid, mid = _quarantine(local_mta)
+    assert not local_mta.delivered("alice", mid)
+    before = {e["id"] for e in local_mta.quarantined()}
+    done = local_mta.stack.cli("quarantine", "release", qid, "--json")
+    assert json.loads(done.stdout)["accepted"] == [f"alice@{DOMAIN}"]
+    wait_until(lambda: local_mta.delivered("alice", mid), 60, "the released message")
+    (msg,) = local_mta.delivered("alice", mid)
+    assert msg["X-Virus-Status"].startswith("Infected")
+    assert msg["X-Mailwarden-Release"] is None
+    # to a chosen recipient, again: Postfix took it from sendmail, the filter passed it
+    local_mta.stack.cli("quarantine", "release", qid, "--force", "--to", f"bob@{DOMAIN}")
+    wait_until(lambda: local_mta.delivered("bob", mid), 60, "the copy for bob")
+    wait_until(lambda: not local_mta.postfix.queue(), 60, "an empty Postfix queue")
+    assert len(local_mta.delivered("alice", mid)) == 1
+    assert {e["id"] for e in local_mta.quarantined()} == before  # nothing new
+
+
+def test_release_by_sendmail_keeps_the_null_sender(local_mta: LocalMta) -> None:
+    qid, mid = _quarantine(local_mta, sender="")
+    local_mta.stack.cli("quarantine", "release", qid)
+    wait_until(lambda: local_mta.delivered("alice", mid), 60, "the released bounce")
+    (msg,) = local_mta.delivered("alice", mid)
+    assert msg["Return-Path"] == "<>"
+
+
+def test_release_by_sendmail_that_fails_exits_1_and_leaves_it_unreleased(
+    local_mta: LocalMta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qid, _ = _quarantine(local_mta)
+    # Postfix's sendmail with a configuration folder that does not exist
+    monkeypatch.setenv("MAIL_CONFIG", "/nonexistent-postfix-config")
+    done = local_mta.stack.cli("quarantine", "release", qid, check=False)
+    assert done.returncode == 1 and "/usr/sbin/sendmail exited with status" in done.stderr
+    monkeypatch.setenv("MAIL_CONFIG", str(local_mta.postfix.config_dir))
+    entry = json.loads(local_mta.stack.cli("quarantine", "show", qid, "--json").stdout)
+    assert entry["released"] is None
+
+
+def test_a_missing_sendmail_program_is_a_clear_release_error(store: SqliteStore) -> None:
+    qid = store.put(EICAR_RAW, Envelope("a@x.example", ("bob@local.example",)), EICAR, "r")
+    with pytest.raises(ReleaseError, match="cannot run /nonexistent/sendmail"):
+        asyncio.run(
+            release(
+                store, qid, secret=SECRET, method="sendmail", sendmail_path="/nonexistent/sendmail"
+            )
+        )
+    assert store.get(qid).released is None
