@@ -16,10 +16,12 @@ while the database is down and defers mail until it is back), guarded by a
 lock like the SQLite backend's.  A connection found broken when a
 transaction starts is replaced and the transaction run once more; a failure
 while committing is never retried, because the commit may have happened.
-After a failed connection attempt, calls fail at once for a second instead of
-each waiting for ``connect_timeout``, so an agent's event loop is not held up
-while the server is down.  Migrations run on the first connection inside a
-transaction holding an advisory lock, so nodes starting together migrate once.
+After a failed connection attempt, calls fail at once for a second (doubled
+after each failure in a row, up to 30) instead of each waiting for
+``connect_timeout``, so an unreachable server does not hold up an agent's
+event loop, where the history row of a clean message is written.  Migrations
+run on the first connection inside a transaction holding an advisory lock,
+so nodes starting together migrate once.
 
 SECURITY: every statement is fixed text with parameters.  The password comes
 from ``password_file`` (refused when others may read it) or from libpq's own
@@ -61,8 +63,10 @@ from mailwarden.verdict import Verdict
 
 T = TypeVar("T")
 
-#: Seconds calls fail at once after a failed connection attempt.
+#: Seconds calls fail at once after a failed connection attempt; doubled after
+#: each failure in a row, up to :data:`RETRY_AFTER_MAX`.
 RETRY_AFTER = 1.0
+RETRY_AFTER_MAX = 30.0
 #: Key of the advisory lock migrations hold ("mailward" in ASCII).
 _MIGRATION_LOCK = 0x6D61696C77617264
 
@@ -110,6 +114,7 @@ class PostgresStore:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._failed_at: float | None = None
+        self._failures = 0
         self._last_error = ""
 
     # -- schema and health ------------------------------------------------------------
@@ -233,7 +238,7 @@ class PostgresStore:
     def _connection(self) -> tuple[psycopg.Connection[Any], bool]:
         if self._conn is not None and not self._conn.closed:
             return self._conn, False
-        if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_AFTER:
+        if self._failed_at is not None and time.monotonic() - self._failed_at < self._backoff():
             raise StoreUnavailableError(f"{self.server}: unavailable ({self._last_error})")
         try:
             conninfo = make_conninfo(
@@ -246,6 +251,7 @@ class PostgresStore:
         except psycopg.Error as exc:
             self._last_error = _one_line(exc)
             self._failed_at = time.monotonic()
+            self._failures += 1
             # a refused login or a missing database is a setting to fix, not an
             # outage; libpq gives no SQLSTATE for a failed connection, only text
             refused = _REFUSED.search(self._last_error) is not None
@@ -266,7 +272,11 @@ class PostgresStore:
             conn.close()
             raise
         self._conn = conn
+        self._failed_at, self._failures = None, 0
         return conn, True
+
+    def _backoff(self) -> float:
+        return float(min(RETRY_AFTER * 2.0 ** max(0, self._failures - 1), RETRY_AFTER_MAX))
 
     def _drop(self) -> None:
         if self._conn is not None:
