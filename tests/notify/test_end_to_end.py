@@ -80,7 +80,13 @@ def test_eicar_notifies_the_admin_and_the_recipient(gateway: tuple[Sink, int]) -
     assert parsed["From"] == "postmaster@gw.example.org"
     assert parsed["To"] == "av-admin@example.org"
     assert "Eicar-Test-Signature" in parsed["Subject"]
-    body = parsed.get_content()
+    text = parsed.get_body(("plain",))
+    assert text is not None
+    body = text.get_content()
+    headers = [
+        p for p in parsed.iter_attachments() if p.get_content_type() == "text/rfc822-headers"
+    ]
+    assert subject.encode() in headers[0].get_payload(decode=True)
     assert subject in body and "eve@remote.example" in body
     assert "mailwarden quarantine release " in body
     recipient = email.message_from_bytes(

@@ -12,7 +12,7 @@ import pytest
 
 from mailwarden.notify import Notifier
 from mailwarden.notify.settings import NotifySettings
-from notify.helpers import EICAR, config, decided, message, settings
+from notify.helpers import EICAR, RAW, config, decided, message, settings
 from support.smtp_sink import smtp_sink
 
 QUARANTINE = '[policy]\ninfected = "quarantine"\n'
@@ -44,7 +44,18 @@ def test_admin_and_recipient_notices_reach_the_smtp_server(tmp_path: Path) -> No
             assert parsed["Auto-Submitted"] == "auto-generated"
             assert "Eicar-Test-Signature" in parsed["Subject"]
         admin = email.message_from_bytes(by_rcpt[("postmaster",)].data, policy=email.policy.default)
-        assert "mailwarden quarantine release " + "ab" * 16 in admin.get_content()
+        text = admin.get_body(("plain",))
+        assert text is not None
+        assert "mailwarden quarantine release " + "ab" * 16 in text.get_content()
+        # the administrator gets the original header block, base64, as RFC 6522 says
+        parts = [
+            p for p in admin.iter_attachments() if p.get_content_type() == "text/rfc822-headers"
+        ]
+        assert len(parts) == 1
+        assert parts[0]["Content-Transfer-Encoding"] == "base64"
+        assert parts[0].get_payload(decode=True) == RAW.split(b"\r\n\r\n")[0] + b"\r\n"
+        bob = email.message_from_bytes(by_rcpt[("bob@example.org",)].data)
+        assert bob.get_content_type() == "text/plain"
 
 
 def test_envelope_sender_is_configurable(tmp_path: Path) -> None:

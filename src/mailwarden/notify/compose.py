@@ -10,7 +10,8 @@ encodes them and refuses a value containing a line break; nothing is pasted
 into a header block by hand.  Every notification carries
 ``Auto-Submitted: auto-generated`` (RFC 3834) and our
 ``X-Mailwarden-Notification`` header, the marks ``loop.is_automatic`` looks
-for.
+for.  The administrator's notice also carries the original header block as a
+``text/rfc822-headers`` part (RFC 6522), for the Received chain.
 
 SECURITY: subject and body were rendered from values ``context.py`` made
 safe; the subject is reduced to one line again here, and the To address was
@@ -38,6 +39,7 @@ def compose(
     notice: Notice,
     settings: NotifySettings,
     now: float | None = None,
+    original_headers: bytes | None = None,
 ) -> EmailMessage:
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"] = settings.from_address
@@ -50,4 +52,10 @@ def compose(
     # 7-bit on the wire whatever the text: no 8BITMIME needed on the way
     cte = "7bit" if body.isascii() else "quoted-printable"
     msg.set_content(body, subtype="plain", charset="utf-8", cte=cte)
+    if original_headers is not None:
+        # as amavis does for the administrator: the full header block, base64
+        # encoded, so its bytes cannot touch the notification's own structure
+        msg.add_attachment(
+            original_headers, maintype="text", subtype="rfc822-headers", disposition="inline"
+        )
     return msg

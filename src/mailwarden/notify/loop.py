@@ -32,8 +32,10 @@ _OURS = re.compile(rb"^x-mailwarden-notification[ \t]*:", re.IGNORECASE | re.MUL
 def header_block(raw: bytes, limit: int = HEADER_LIMIT) -> bytes:
     """The top-level header block of ``raw`` (at most ``limit`` bytes)."""
     head = raw[:limit]
-    ends = [i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0]
-    return head[: min(ends) + 1] if ends else head
+    # the block ends with its last field's line end, before the empty line
+    ends = [i + 2 for i in (head.find(b"\r\n\r\n"),) if i >= 0]
+    ends += [i + 1 for i in (head.find(b"\n\n"),) if i >= 0]
+    return head[: min(ends)] if ends else head
 
 
 def is_null_sender(sender: str) -> bool:

@@ -32,6 +32,7 @@ from mailwarden.config import Config
 from mailwarden.message import Message
 from mailwarden.notify.compose import compose
 from mailwarden.notify.context import mail_context
+from mailwarden.notify.loop import header_block
 from mailwarden.notify.plan import Notice, plan
 from mailwarden.notify.ratelimit import RateLimiter
 from mailwarden.notify.send import send_message
@@ -95,6 +96,7 @@ class Notifier:
             context = mail_context(
                 message, verdict, action, quarantine_id=quarantine_id, host=self.settings.host
             )
+            headers = header_block(message.raw)
         except Exception:
             log.exception("queue id %s: cannot plan notifications", message.envelope.queue_id)
             return 0
@@ -104,21 +106,27 @@ class Notifier:
                 self._count("limited")
                 log.warning("notification to %s dropped: over the hourly limit", notice.to)
                 continue
-            if not self._enqueue(notice, context):
+            original = headers if notice.role == "admin" else None
+            if not self._enqueue(notice, context, original):
                 self._count("dropped")
                 log.warning("notification to %s dropped: too many waiting", notice.to)
                 continue
             queued += 1
         return queued
 
-    def deliver(self, notice: Notice, context: dict[str, Any]) -> bool:
+    def deliver(
+        self, notice: Notice, context: dict[str, Any], original_headers: bytes | None = None
+    ) -> bool:
         """Render, compose and send one notice now; True when it was handed on."""
         settings = self.settings
         try:
             subject, body = self.book.render(
                 notice.role, notice.category, notice.direction, context
             )
-            data = compose(subject, body, notice=notice, settings=settings).as_bytes()
+            msg = compose(
+                subject, body, notice=notice, settings=settings, original_headers=original_headers
+            )
+            data = msg.as_bytes()
             self._send(data, settings.envelope_sender, notice.to, settings)
         except Exception as exc:
             self._count("failed")
@@ -137,7 +145,7 @@ class Notifier:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
-    def _enqueue(self, notice: Notice, context: dict[str, Any]) -> bool:
+    def _enqueue(self, notice: Notice, context: dict[str, Any], original: bytes | None) -> bool:
         with self._lock:
             if self._pending >= self.settings.max_pending:
                 return False
@@ -145,12 +153,12 @@ class Notifier:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify")
             pool = self._pool
-        pool.submit(self._run, notice, context)
+        pool.submit(self._run, notice, context, original)
         return True
 
-    def _run(self, notice: Notice, context: dict[str, Any]) -> None:
+    def _run(self, notice: Notice, context: dict[str, Any], original: bytes | None) -> None:
         try:
-            self.deliver(notice, context)
+            self.deliver(notice, context, original)
         finally:
             with self._idle:
                 self._pending -= 1
