@@ -252,7 +252,14 @@ def test_quarantine_search_by_filter_fields(web: WebHarness) -> None:
 
 
 @pytest.mark.parametrize(
-    "query", ["since=yesterday-ish", "until=2024-13-45", "point=S9", "released=maybe"]
+    "query",
+    [
+        "since=yesterday-ish",
+        "until=2024-13-45",
+        "point=S9",
+        "released=maybe",
+        "since=" + "9" * 318 + "d",
+    ],
 )
 def test_quarantine_search_with_a_bad_field_says_which(web: WebHarness, query: str) -> None:
     web.login()

@@ -657,6 +657,8 @@ def _filter(params: Any, limit: int) -> tuple[QuarantineFilter, dict[str, str]]:
             times[key] = when(form[key]) if form[key] else None
         except argparse.ArgumentTypeError as exc:
             raise ValueError(f"{key}: {exc}") from None
+        except OverflowError:
+            raise ValueError(f"{key}: out of range") from None
     if form["point"] and form["point"] not in _POINTS:
         raise ValueError(f"point: one of {', '.join(_POINTS)}")
     released = {"": None, "yes": True, "no": False}.get(form["released"])
