@@ -51,6 +51,7 @@ import sys
 TYPE_CHECKING = False  # typing and collections.abc cost milliseconds on every delivery
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import NoReturn
 
 MAGIC = b"mwmda1"
 #: a request or reply larger than this is malformed (an envelope is small)
@@ -560,14 +561,19 @@ def _copy_out(copy: int, code: int, fallback: int, name: str) -> int:
 
 def _exec(copy: int, program: str, argv: Sequence[str], fallback: int, name: str) -> int:
     try:
-        os.dup2(copy, 0)
-        os.close(copy)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # no shell: the MTA's configuration already split the command line
-        os.execv(program, list(argv))  # noqa: S606
+        become(program, argv, copy)
     except OSError as exc:
         return _say(fallback, f"4.3.0 {name}: cannot run the original MDA {program}: {exc}")
+
+
+def become(program: str, argv: Sequence[str], stdin: int) -> NoReturn:
+    """Replace this process with ``program`` reading descriptor ``stdin`` (OSError if not)."""
+    os.dup2(stdin, 0)
+    os.close(stdin)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # no shell: the MTA's configuration already split the command line
+    os.execv(program, list(argv))  # noqa: S606
 
 
 def _say(code: int, line: str) -> int:

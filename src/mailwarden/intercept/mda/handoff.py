@@ -22,7 +22,6 @@ chose it (the recipient for Postfix's mailbox_command).
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from typing import NoReturn
@@ -51,13 +50,7 @@ def exec_mda(path: str, argv: Sequence[str], parts: Sequence[bytes], *, threshol
     program cannot be started; on success it does not return.
     """
     try:
-        fd = stage_copy(parts, threshold)
-        os.dup2(fd, 0)
-        os.close(fd)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # no shell: the MTA's configuration already split the command line
-        os.execv(path, list(argv))  # noqa: S606
+        client.become(path, argv, stage_copy(parts, threshold))
     except OSError as exc:
         raise HandoffError(f"cannot run the original MDA {path}: {exc.strerror or exc}") from exc
 
