@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
 from mailwarden.config import defaults
 from mailwarden.message import Envelope
-from mailwarden.store import QuarantineStore, ScanEvent, StoreError
+from mailwarden.store import QuarantineStore, ScanEvent, SqliteStore, StoreError
 from mailwarden.store.retention import keep_purging, purge_expired
 from mailwarden.verdict import Finding, Status, Verdict
+from serve.harness import base_toml, start_serve
 from store.conftest import Backend, Clock
 
 DAY = 86400.0
@@ -108,3 +113,26 @@ def test_an_interval_of_zero_leaves_purging_to_a_timer(store: QuarantineStore) -
         raise AssertionError("opened the store")
 
     asyncio.run(keep_purging(never, {**SECTION, "purge_interval": 0}))
+
+
+def test_mailwarden_serve_purges_by_itself() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="mwr-"))  # short: unix socket paths
+    try:
+        clock = Clock()
+        clock.now = time.time()
+        store = SqliteStore(folder / "store" / "db.sqlite3", folder / "store" / "quarantine")
+        aged = SqliteStore(
+            folder / "store" / "db.sqlite3", folder / "store" / "quarantine", clock=clock
+        )
+        _fill(aged, clock)
+        aged.close()
+        run = start_serve(folder, base_toml(folder))
+        try:
+            run.wait_for(r"retention: purged 2 quarantined messages and 1 history events")
+            assert len(store.entries()) == 1 and len(store.events()) == 2
+            assert run.stop() == 0
+        finally:
+            run.kill_everything()
+        store.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -135,6 +135,8 @@ def _setup_logging(*, verbose: bool) -> None:
     # stderr in both cases: under systemd the journal stamps and keeps it
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("mailwarden-serve: %(levelname)s %(message)s"))
-    logger = logging.getLogger("mailwarden.serve")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # mailwarden.store: the retention chore that runs in serve's process
+    for name in ("mailwarden.serve", "mailwarden.store"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if verbose else logging.INFO)
