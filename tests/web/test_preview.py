@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from mailwarden.web import preview as pv
 from mailwarden.web.preview import preview
 
@@ -55,3 +58,28 @@ def test_garbage_does_not_crash() -> None:
     ):
         view = preview(raw)
         assert view.parts
+
+
+_PIECES = [
+    b"Content-Type: multipart/mixed; boundary=z\n",
+    b"Content-Type: message/rfc822\n",
+    b'Content-Type: text/html; charset="x-unknown"\n',
+    b"Content-Transfer-Encoding: base64\n",
+    b"Content-Transfer-Encoding: quoted-printable\n",
+    b"Content-Disposition: attachment; filename*=utf-8''%FF%FE\n",
+    b"Subject: =?utf-8?b?////?=\n",
+    b"\n",
+    b"--z\n",
+    b"--z--\n",
+    b"=FF=\n",
+    b"\xff\xfe\x00",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES) | st.binary(max_size=40), max_size=40))
+def test_any_mixture_of_mime_pieces_gives_a_view(pieces: list[bytes]) -> None:
+    view = preview(b"".join(pieces))
+    assert view.parts
+    for part in view.parts:
+        assert part.text is None or len(part.text) <= pv.MAX_TEXT
