@@ -44,6 +44,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: MirrorServer
     server_version = "mailwarden-mirror"
     sys_version = ""
+    #: seconds a client may stay silent; an idle connection must not hold a thread forever
+    timeout = 60
 
     def do_GET(self) -> None:
         self._answer(body=True)
