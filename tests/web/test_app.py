@@ -4,6 +4,7 @@ login, sessions, CSRF, every page, masking, and bad input."""
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import time
 from pathlib import Path
@@ -429,3 +430,17 @@ def test_unknown_page_is_404_after_login_and_a_redirect_before(web: WebHarness) 
     assert web.client.get("/nope", follow_redirects=False).status_code == 303
     web.login()
     assert web.client.get("/nope").status_code == 404
+
+
+def test_logins_and_deletions_are_logged_for_the_audit(
+    web: WebHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    qid = quarantine(web.store())
+    with caplog.at_level(logging.INFO, logger="mailwarden.web"):
+        web.login("wrong password", user="mallory\x1b[2J")
+        web.login()
+        web.client.post(f"/quarantine/{qid}/delete", data={"csrf": web.csrf()})
+    text = caplog.text
+    assert "login failed for 'mallory?[2J' from testclient" in text
+    assert "admin logged in from testclient" in text
+    assert f"quarantine id {qid} deleted by admin" in text

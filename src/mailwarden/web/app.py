@@ -30,6 +30,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -72,6 +73,7 @@ from mailwarden.web.sessions import Session, SessionSigner, same_token
 from mailwarden.web.settings import WebSettings
 
 T = TypeVar("T")
+log = logging.getLogger("mailwarden.web")
 Handler = Callable[[Request, Session], Awaitable[Response]]
 
 #: no script source at all: nothing in a page may run
@@ -278,6 +280,7 @@ class WebApp:
     async def login(self, request: Request) -> Response:
         address = request.client.host if request.client else "-"
         if self.limiter.blocked(address):
+            log.warning("login from %s refused: too many failures", address)
             response = self._login_form(
                 request, 429, "Too many failed logins from your address; wait and try again."
             )
@@ -291,8 +294,10 @@ class WebApp:
         user, password = str(form.get("username", "")), str(form.get("password", ""))
         if not await run_in_threadpool(self._credentials_ok, user, password):
             self.limiter.failed(address)
+            log.warning("login failed for %r from %s", _show(user, 64), address)
             return self._login_form(request, 401, "Wrong user name or password.")
         self.limiter.succeeded(address)
+        log.info("%s logged in from %s", self.settings.username, address)
         cookie, _ = self.signer.issue(self.settings.username)
         response = RedirectResponse(_local_path(str(form.get("next", "/"))), status_code=303)
         response.set_cookie(
@@ -497,6 +502,12 @@ class WebApp:
             else:
                 if isinstance(result, Response):
                     return result
+                log.info(
+                    "quarantine id %s released to %s by %s",
+                    entry.id,
+                    ", ".join(result.accepted),
+                    session.user,
+                )
                 return RedirectResponse(
                     f"/quarantine/{entry.id}?" + _query(released=", ".join(result.accepted)),
                     status_code=303,
@@ -526,6 +537,7 @@ class WebApp:
         got = await self._store(request, session, work)
         if isinstance(got, Response):
             return got
+        log.info("quarantine id %s deleted by %s", got, session.user)
         return RedirectResponse("/quarantine?" + _query(deleted=got), status_code=303)
 
     async def events(self, request: Request, session: Session) -> Response:
