@@ -97,7 +97,11 @@ class TemplateBook:
 
         files: list[Path] = sorted(BUNDLED_DIR.glob("*.txt"))
         if self.folder is not None:
-            for path in sorted(self.folder.iterdir()):
+            try:
+                local = sorted(self.folder.iterdir())
+            except OSError as exc:
+                raise TemplateError(f"cannot read: {exc.strerror}", file=str(self.folder)) from exc
+            for path in local:
                 if path.name.startswith("."):
                     continue
                 if not _NAME.match(path.name):
