@@ -60,3 +60,18 @@ def test_make_manifest_lists_signature_files_only(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     text = (folder / "MANIFEST").read_text()
     assert " a.hdb\n" in text and "notes.txt" not in text
+
+
+def test_a_folder_it_cannot_write_is_a_clear_error(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        # root writes anywhere: make the parent a file instead
+        (tmp_path / "db").write_text("not a folder\n")
+    else:
+        (tmp_path / "db").mkdir(mode=0o500)
+    config(tmp_path)
+    run = _run(tmp_path, "--from", str(mirror(tmp_path / "m", "one")))
+    assert run.returncode == 1
+    assert run.stderr.startswith("mailwarden update: ") and "Traceback" not in run.stderr
+    assert "the set in use is kept" in run.stderr

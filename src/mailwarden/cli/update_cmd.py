@@ -125,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     except MailwardenError as exc:
         print(f"mailwarden update: refused: {exc}; the set in use is kept", file=sys.stderr)
         return 1
+    except OSError as exc:  # permissions, a full disk: nothing was switched
+        print(f"mailwarden update: {exc}; the set in use is kept", file=sys.stderr)
+        return 1
     _report(result)
     return 0
 
