@@ -19,8 +19,9 @@ Usage::
 
 A new set is written into a staging folder beside the others, verified and
 test-loaded there, then renamed into place, and the link is replaced by
-renaming a new link over it (rename(2) is atomic), so the daemon finds
-either the whole old set or the whole new one, never a mixture.  The
+renaming a new link over it (rename(2) is atomic), so the link always
+leads to one complete set and no file is changed in place; the daemon is
+asked to reload only after the switch.  The
 previous ``keep`` sets stay for ``--rollback``; older ones are removed.
 
 SECURITY: needs write access to the folder above ``database_dir``; nothing
