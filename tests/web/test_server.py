@@ -84,6 +84,8 @@ def test_https_with_a_secure_host_only_cookie(tmp_path: Path) -> None:
             pass
     finally:
         assert _stop(proc) == 0
+    log = (tmp_path / "log").read_text()
+    assert "mailwarden-web: INFO admin logged in from 127.0.0.1" in log
 
 
 def test_standalone_exporter_answers_without_login(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import argparse
 import textwrap
 
 from mailwarden.cli.common import add_config_option, config_from_args, fail
+from mailwarden.cli.smtp_filter_cmd import setup_logging
 
 DESCRIPTION = textwrap.dedent(
     """\
@@ -53,6 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--listen", metavar="HOST:PORT", help="where to listen instead of [metrics] listen"
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")
     parser.set_defaults(func=run)
 
 
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from mailwarden.web import run_exporter
 
     config = config_from_args(args)
+    setup_logging("metrics", verbose=args.verbose)
     try:
         run_exporter(config, listen=args.listen)
     except OSError as exc:

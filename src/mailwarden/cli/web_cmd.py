@@ -16,6 +16,7 @@ import sys
 import textwrap
 
 from mailwarden.cli.common import add_config_option, config_from_args, fail
+from mailwarden.cli.smtp_filter_cmd import setup_logging
 
 DESCRIPTION = textwrap.dedent(
     """\
@@ -79,6 +80,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="passwd: read the password from the first line of standard input",
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")
     parser.set_defaults(func=run)
 
 
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from mailwarden.web import run_web
 
     config = config_from_args(args)
+    setup_logging("web", verbose=args.verbose)
     try:
         run_web(config, listen=args.listen)
     except OSError as exc:

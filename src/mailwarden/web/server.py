@@ -87,6 +87,12 @@ def _run(app: ASGIApp, host: str, port: int, certificate: str, key: str) -> None
             self._captured_signals.clear()
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    ours = logging.getLogger("mailwarden")
+    for name in ("uvicorn", "uvicorn.error"):
+        theirs = logging.getLogger(name)
+        theirs.handlers = list(ours.handlers)
+        theirs.setLevel(logging.WARNING)
+        theirs.propagate = False
     server = Server(
         uvicorn.Config(
             app,
@@ -98,7 +104,9 @@ def _run(app: ASGIApp, host: str, port: int, certificate: str, key: str) -> None
             proxy_headers=False,
             server_header=False,
             access_log=False,
-            log_level="info",
+            # our log lines only: uvicorn's own (bind errors, crashes) go to
+            # the same handler as mailwarden's, warnings and worse
+            log_config=None,
         )
     )
     # bound here, so a busy or forbidden address is one clear error (exit 2)
