@@ -66,3 +66,33 @@ def test_a_real_folder_is_not_taken_over(tmp_path: Path) -> None:
     with pytest.raises(InstallError, match="is a folder, not the link"):
         _install(sets, 1_000, b"one")
     assert (tmp_path / "signatures" / "main.cvd").read_bytes() == b"freshclam's"
+
+
+def test_readers_always_find_a_whole_set_while_switching(tmp_path: Path) -> None:
+    import threading
+
+    sets = SetStore(tmp_path / "signatures", keep=5)
+    contents = {b"one" * 1000, b"two" * 1000}
+    names = [_install(sets, 1_000 + i, c) for i, c in enumerate(sorted(contents))]
+    seen: set[bytes] = set()
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                seen.add((tmp_path / "signatures" / "a.hdb").read_bytes())
+            except BaseException as exc:  # a missing link or file is the failure looked for
+                failures.append(exc)
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(2000):
+            sets.switch(names[i % 2])
+    finally:
+        done.set()
+        reader.join(30)
+    assert failures == []
+    assert seen <= contents and seen
