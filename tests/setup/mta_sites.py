@@ -8,6 +8,7 @@ Both MTAs come unpacked from Debian's packages (``support/sendmail.py``,
     site.snapshot()                  # {path: (bytes, mode)} of every file in it
     site.start(port)                 # the generated configuration, runnable here (see below)
     site.stop()
+    in_quarantine(stack, message_id)  # is that message in the quarantine?
 
 Exim's copy is Debian's ``/etc/exim4`` as the package ships it, with the
 ``update-exim4.conf.conf`` that debconf would write for a smarthost setup
@@ -29,6 +30,7 @@ SECURITY: test-only; runs as root, listens on loopback, stops by PID.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import re
@@ -40,11 +42,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from intercept.harness import Stack
 from support.exim import BINARY as EXIM_BINARY
 from support.exim import EXIM_USER, MESSAGE_ID
 
 UPDATE_EXIM4 = "usr/sbin/update-exim4.conf"
 LOCAL_DOMAIN = "exim.test"
+
+
+def in_quarantine(stack: Stack, message_id: str) -> bool:
+    """Whether a message with this Message-ID is in the stack's quarantine."""
+    listing = json.loads(stack.cli("quarantine", "list", "--json").stdout)
+    return any(
+        message_id in stack.cli("quarantine", "show", entry["id"], "--raw").stdout
+        for entry in listing
+    )
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:

@@ -14,7 +14,6 @@ restored).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -28,7 +27,7 @@ import pytest
 from intercept.harness import EICAR, Stack, free_port, wait_until
 from intercept.mail import data_reply, make_message
 from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError, apply, uninstall
-from setup.mta_sites import EximSite, snapshot
+from setup.mta_sites import EximSite, in_quarantine, snapshot
 from support.exim import exim_root, problems
 from support.smtp_sink import Sink, smtp_sink
 from support.tools import missing
@@ -345,15 +344,7 @@ def test_content_filter_carries_mail_through_smtp_filter_and_back(
 
         infected, infected_id = make_message(sender=SENDER, to=RCPT, attachment=EICAR)
         assert data_reply(ports["smtp"], SENDER, [RCPT], infected)[0] == 250
-
-        def held() -> bool:
-            listing = rig.stack.cli("quarantine", "list", "--json").stdout
-            return any(
-                infected_id in rig.stack.cli("quarantine", "show", e["id"], "--raw").stdout
-                for e in json.loads(listing)
-            )
-
-        wait_until(held, 60, "EICAR in the quarantine")
+        wait_until(lambda: in_quarantine(rig.stack, infected_id), 60, "EICAR in the quarantine")
         wait_until(lambda: rig.site.queued() == [], 60, "an empty Exim queue")
         assert rig.delivered(infected_id) == []
     except BaseException:

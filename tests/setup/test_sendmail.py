@@ -6,8 +6,8 @@ second plan changes nothing, and what setup refuses.  Then, with Sendmail
 unpacked in its own root (``support/sendmail.py``) and ``mailwarden setup``
 run as the administrator runs it: m4 rebuilds sendmail.cf, ``sendmail -bt``
 passes, a clean message reaches the sink tagged through the milter and
-EICAR is refused (554), the mda mode runs ``mailwarden mda`` as the local
-mailer, and ``--uninstall`` leaves every file byte-identical.  Bad input:
+EICAR is refused (554), the mda mode makes the local mailer ``mailwarden
+mda`` (clean mail stored tagged by the MDA it hands to, EICAR quarantined), and ``--uninstall`` leaves every file byte-identical.  Bad input:
 Sendmail not installed, no sendmail.mc, a milter already added by hand, and
 a checker that fails (every file restored).
 
@@ -33,7 +33,7 @@ from intercept.harness import EICAR, Stack, free_port, wait_until
 from intercept.mail import data_reply, make_message
 from intercept.milter.conftest import start_milter_process
 from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError
-from setup.mta_sites import snapshot
+from setup.mta_sites import in_quarantine, snapshot
 from support.sendmail import (
     HOSTNAME,
     SendmailInstance,
@@ -100,7 +100,7 @@ class Rig:
         values.update(extra)
         return SetupContext(**values)  # type: ignore[arg-type]
 
-    def setup(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def setup(self, *args: str, search: str = "") -> subprocess.CompletedProcess[str]:
         """``mailwarden setup --mta sendmail ...`` on this instance, in the instance's UTS name."""
         argv = [
             "unshare",
@@ -118,7 +118,7 @@ class Rig:
             "-c",
             str(self.stack.config),
             "--search-path",
-            self.search_path,
+            f"{search}:{self.search_path}" if search else self.search_path,
             "--mailwarden-command",
             str(Path(sys.executable).parent / "mailwarden"),
             "--no-service",
@@ -290,15 +290,68 @@ def test_milter_setup_carries_mail_and_uninstall_restores_every_byte(rig: Rig) -
     assert rig.mailwarden_files() == mw_original
 
 
-def test_mda_setup_passes_sendmails_check_and_uninstalls(rig: Rig) -> None:
+#: stands in for procmail, the MDA setup finds on the search path: the message goes
+#: into a Maildir whatever the user (-d USER is the real procmail's business)
+STAND_IN = """#!/bin/sh
+set -e
+name="$(date +%s%N).$$"
+cat > "{maildir}/tmp/$name"
+mv "{maildir}/tmp/$name" "{maildir}/new/$name"
+"""
+
+
+def test_mda_setup_makes_the_local_mailer_scan_and_uninstalls(rig: Rig) -> None:
+    domain = "mda.test"
+    mc = rig.config_dir / "sendmail.mc"
+    # the site: a local domain, and the test folder below /tmp (sticky) trusted
+    site = f"LOCAL_DOMAIN(`{domain}')dnl\ndefine(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl\n"
+    mc.write_text(mc.read_text().replace("MAILER(`local')dnl", site + "MAILER(`local')dnl", 1))
+    built = subprocess.run(["m4", str(mc)], capture_output=True, check=True, timeout=60)
+    rig.sendmail.cf.write_bytes(built.stdout)
+    maildir = rig.folder / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    bin_dir = rig.folder / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "procmail").write_text(STAND_IN.format(maildir=maildir))
+    (bin_dir / "procmail").chmod(0o755)
     original = rig.files()
-    done = rig.setup("--mode", "mda", "--yes")
+
+    done = rig.setup("--mode", "mda", "--yes", search=str(bin_dir))
     assert done.returncode == 0, done.stdout + done.stderr
     cf = (rig.config_dir / "sendmail.cf").read_text()
     [mailer] = [line for line in cf.splitlines() if line.startswith("Mlocal,")]
     assert f"P={Path(sys.executable).parent / 'mailwarden'}," in mailer
     assert "SPhn9, " in mailer  # Sendmail puts its own flags in front
-    assert "A=mailwarden mda -c " in cf
+    assert f"A=mailwarden mda -c {rig.stack.config} --sender $f --recipient $u@$j " in cf
+
+    rig.stack.start_daemon()
+    rig.sendmail.start()
+    to = f"nobody@{domain}"
+    try:
+        clean, clean_id = make_message(sender=SENDER, to=to)
+        assert data_reply(rig.sendmail.port, SENDER, [to], clean)[0] == 250
+
+        def stored() -> list[bytes]:
+            return [p.read_bytes() for p in (maildir / "new").iterdir()]
+
+        wait_until(lambda: any(clean_id.encode() in m for m in stored()), 60, "the Maildir")
+        [data] = [m for m in stored() if clean_id.encode() in m]
+        assert b"X-Virus-Status: Clean" in data
+
+        infected, infected_id = make_message(sender=SENDER, to=to, attachment=EICAR)
+        assert data_reply(rig.sendmail.port, SENDER, [to], infected)[0] == 250
+
+        # the default policy after the queue: quarantined, never handed to the MDA
+        wait_until(lambda: in_quarantine(rig.stack, infected_id), 60, "EICAR in the quarantine")
+        assert all(infected_id.encode() not in m for m in stored())
+    except BaseException:
+        print(rig.sendmail.output(), rig.stack.procs)
+        raise
+    finally:
+        rig.sendmail.stop()
+        rig.stack.stop_all()
+
     gone = rig.setup("--uninstall", "--yes")
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert rig.files() == original
