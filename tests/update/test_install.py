@@ -89,7 +89,7 @@ def test_readers_always_find_a_whole_set_while_switching(tmp_path: Path) -> None
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        for i in range(2000):
+        for i in range(300):
             sets.switch(names[i % 2])
     finally:
         done.set()
