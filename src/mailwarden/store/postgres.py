@@ -47,7 +47,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from mailwarden.message import Envelope
 from mailwarden.store import _rows
-from mailwarden.store._migrations import POSTGRESQL, upgrade
+from mailwarden.store._migrations import LATEST, POSTGRESQL, upgrade
 from mailwarden.store.base import (
     QuarantineEntry,
     QuarantineFilter,
@@ -261,9 +261,12 @@ class PostgresStore:
             conn.execute(
                 "SELECT set_config('statement_timeout', %s, false)", (self._statement_timeout,)
             )
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                upgrade(conn, POSTGRESQL, "%s")
+            # the common case, an up-to-date schema, costs one query and no lock
+            # (one-shot commands such as `mailwarden mda` connect once per message)
+            if _version(conn) != LATEST:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                    upgrade(conn, POSTGRESQL, "%s")
         except psycopg.Error as exc:
             conn.close()
             reason = _one_line(exc)
@@ -300,6 +303,15 @@ class PostgresStore:
         if not lines or not lines[0]:
             raise StoreError(f"[store] password_file {path} is empty")
         return {"password": lines[0]}
+
+
+def _version(conn: psycopg.Connection[Any]) -> int | None:
+    """The schema version, or None before the first migration."""
+    found = conn.execute("SELECT to_regclass('schema_version')").fetchone()
+    if not found or found[0] is None:
+        return None
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    return int(row[0]) if row else None
 
 
 def describe(params: dict[str, Any]) -> str:
