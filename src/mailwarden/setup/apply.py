@@ -281,6 +281,14 @@ def apply(
     if not dry_run:
         recover(ctx, plan.mta, out=out)
     existing = load_manifest(ctx, plan.mta)
+    if dry_run and existing is not None and existing.state == "applying":
+        out(
+            f"{plan.mta}: a setup run started {existing.started} did not finish; a run "
+            f"without --dry-run first restores the {len(existing.files)} file(s) it recorded, "
+            "then shows its plan"
+        )
+        out("dry run: nothing was changed")
+        return None
     if existing is not None and existing.state == "complete" and existing.mode != plan.mode:
         raise SetupError(
             f"{plan.mta} is already set up in mode {existing.mode} "
