@@ -57,6 +57,7 @@ _COMMANDS = (
     "qmail_queue_cmd",
     "zmailer_filter_cmd",
     "serve_cmd",
+    "setup_cmd",
     "update_cmd",
     "web_cmd",
     "metrics_cmd",
