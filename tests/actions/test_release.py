@@ -203,20 +203,11 @@ def local_mta() -> Iterator[LocalMta]:
         missing("a private Postfix instance needs postfix and root")
     root = Path(tempfile.mkdtemp(prefix="mwrel-"))
     root.chmod(0o755)
-    ports = {k: free_port() for k in ("smtp", "lmtp", "proxied", "reinject", "f", "l", "p")}
-    postfix = PostfixInstance.create(
-        root / "postfix",
-        smtp_port=ports["smtp"],
-        filtered_lmtp_port=ports["lmtp"],
-        proxied_port=ports["proxied"],
-        reinject_port=ports["reinject"],
-        filter_port=ports["f"],
-        lmtp_filter_port=ports["l"],
-        proxy_port=ports["p"],
-        relay_port=free_port(),
-    )
+    postfix = PostfixInstance.create_on_free_ports(root / "postfix", relay_port=free_port())
+    ports = postfix.ports
     main_cf = postfix.config_dir / "main.cf"
-    main_cf.write_text(main_cf.read_text() + f"content_filter = scan:[127.0.0.1]:{ports['f']}\n")
+    scan_everything = f"content_filter = scan:[127.0.0.1]:{ports['filter']}\n"
+    main_cf.write_text(main_cf.read_text() + scan_everything)
     stack = Stack.create(root / "mw")
     text = stack.config.read_text().replace(
         "[release]\n", '[release]\nmethod = "sendmail"\nsendmail_path = "/usr/sbin/sendmail"\n'
@@ -227,7 +218,7 @@ def local_mta() -> Iterator[LocalMta]:
         postfix.start()
         stack.start_daemon()
         reinject = f"127.0.0.1:{ports['reinject']}"
-        stack.start_agent("filter", "smtp-filter", ports["f"], "--downstream", reinject)
+        stack.start_agent("filter", "smtp-filter", ports["filter"], "--downstream", reinject)
         yield LocalMta(postfix, stack)
     finally:
         os.environ.pop("MAIL_CONFIG", None)

@@ -35,6 +35,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -125,6 +126,26 @@ class PostfixInstance:
         )
         pf._write_config()
         return pf
+
+    @classmethod
+    def create_on_free_ports(cls, root: Path, *, relay_port: int) -> PostfixInstance:
+        """:meth:`create` with every port a free one of 127.0.0.1 (see ``ports``)."""
+        free = {}
+        for name in ("smtp", "lmtp", "proxied", "reinject", "filter", "lmtp_filter", "proxy"):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                free[name] = int(probe.getsockname()[1])
+        return cls.create(
+            root,
+            smtp_port=free["smtp"],
+            filtered_lmtp_port=free["lmtp"],
+            proxied_port=free["proxied"],
+            reinject_port=free["reinject"],
+            filter_port=free["filter"],
+            lmtp_filter_port=free["lmtp_filter"],
+            proxy_port=free["proxy"],
+            relay_port=relay_port,
+        )
 
     def _write_config(self) -> None:
         # the postfix and nobody users must reach their folders below the root
