@@ -20,7 +20,9 @@ statuses are those of ``[mda]`` in the agent's own configuration.
 
 At most ``[mda] agent_max_requests`` messages are read and judged at once;
 further requests wait for a turn (the client's ``agent_timeout`` bounds the
-wait), so memory is bounded by that number times the largest message.
+wait), and a message larger than the daemon scans (``[daemon]
+stream_max_length``) is not read but deferred, so memory is bounded by that
+number times that size.
 A client has ``REQUEST_TIMEOUT`` seconds to send its request.
 
 SECURITY: whoever can connect may have a message scanned and, by the policy,
@@ -139,8 +141,17 @@ class MdaAgent:
 
         if verb not in _VERBS or len(fields) < 2:
             return fail("4.3.0", f"{name}: malformed request to the mda agent")
-        if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd) if fd is not None else None
+        if fd is None or info is None or not stat.S_ISREG(info.st_mode):
             return fail("4.3.0", f"{name}: the message did not come as a file")
+        if info.st_size > self.settings.max_message:
+            # the daemon would answer "size limit exceeded" (an 'error' verdict); not
+            # reading it keeps the agent's memory bounded
+            return fail(
+                "4.3.4",
+                f"{name}: message of {info.st_size} bytes is larger than the scanner "
+                "takes ([daemon] stream_max_length)",
+            )
         try:
             intake = await asyncio.to_thread(_read, fd, self.settings.mda.spool_threshold)
             envelope = Envelope(

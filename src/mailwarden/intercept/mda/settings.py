@@ -83,6 +83,8 @@ class AgentSettings:
     socket_mode: int
     socket_group: str
     max_requests: int
+    #: a larger message is not read: the daemon would refuse to scan it anyway
+    max_message: int
     mda: MdaSettings
 
     @classmethod
@@ -101,5 +103,7 @@ class AgentSettings:
             socket_mode=int(values["agent_socket_mode"], 8),
             socket_group=str(values["agent_socket_group"]),
             max_requests=int(values["agent_max_requests"]),
+            # room for the mbox From_ line, which is not scanned
+            max_message=int(config["daemon"]["stream_max_length"]) + 4096,
             mda=MdaSettings.from_config(config, daemon_socket=daemon_socket),
         )
