@@ -219,3 +219,18 @@ def test_postgresql_down_exits_75_naming_the_server(
     err = capsys.readouterr().err
     assert "unavailable" in err and "try again" in err
     assert f"PostgreSQL server {tmp_path} port 5499, database quarantine" in err
+
+
+def test_a_refused_postgresql_login_exits_2_without_the_password(
+    postgres: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = tmp_path / "pw"
+    wrong.write_text("wrong-pass-w0rd\n")
+    wrong.chmod(0o600)
+    config = tmp_path / "m.toml"
+    config.write_text(
+        postgres.config(postgres.create_database()).replace(str(postgres.password_file), str(wrong))
+    )
+    assert main(["quarantine", "list", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "authentication failed" in err and "wrong-pass-w0rd" not in err
