@@ -29,22 +29,20 @@ SECURITY: test-only; runs as root, listens on loopback, stops by PID.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pwd
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from intercept.harness import Stack
 from support.exim import BINARY as EXIM_BINARY
 from support.exim import EXIM_USER, MESSAGE_ID
+from support.exim import LOGS as EXIM_LOGS
+from support.private_root import Daemon, read_logs
 
 UPDATE_EXIM4 = "usr/sbin/update-exim4.conf"
 LOCAL_DOMAIN = "exim.test"
@@ -68,19 +66,12 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
 @dataclass
 class EximSite:
     folder: Path
     root: Path
     relay_port: int
-    process: subprocess.Popen[bytes] | None = None
-    ports: list[int] = field(default_factory=list)
+    daemon: Daemon | None = None
 
     @property
     def config_dir(self) -> Path:
@@ -167,28 +158,14 @@ class EximSite:
         argv = [str(self.binary), "-C", str(config), "-bdf", "-q30s"]
         if "daemon_smtp_ports" not in config.read_text():
             argv += ["-oX", str(port)]
-        self.ports = [port, *extra_ports]
-        out = open(self.folder / "exim.out", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=out)
-        finally:
-            out.close()
-        deadline = time.monotonic() + 30
-        while not all(_port_open(p) for p in self.ports):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"exim did not listen: {self.output()}")
-            time.sleep(0.05)
+        self.daemon = Daemon.start(
+            argv, log=self.folder / "exim.out", ports=[port, *extra_ports], describe=self.output
+        )
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self.process = None
+        if self.daemon is not None:
+            self.daemon.stop()
+        self.daemon = None
 
     def queued(self) -> list[str]:
         done = subprocess.run(
@@ -201,8 +178,4 @@ class EximSite:
         return MESSAGE_ID.findall(done.stdout)
 
     def output(self, limit: int = 4000) -> str:
-        parts = []
-        for name in ("exim.out", "log/mainlog", "log/paniclog", "log/rejectlog"):
-            with contextlib.suppress(OSError):
-                parts.append(f"--- {name}\n" + (self.folder / name).read_text(errors="replace"))
-        return "\n".join(parts)[-limit:]
+        return read_logs(self.folder, EXIM_LOGS, limit)

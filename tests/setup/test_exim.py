@@ -28,26 +28,13 @@ from intercept.harness import EICAR, Stack, free_port, wait_until
 from intercept.mail import data_reply, make_message
 from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError, apply, uninstall
 from setup.mta_sites import EximSite, in_quarantine, snapshot
-from support.exim import exim_root, problems
+from support.exim import require_exim_root
 from support.smtp_sink import Sink, smtp_sink
-from support.tools import missing
 
 MAILWARDEN = [sys.executable, "-m", "mailwarden"]
 SENDER = "alice@sender.example"
 RCPT = "bob@remote.example"
 EXIM = INTEGRATIONS["exim"]
-
-
-def _root() -> Path:
-    if os.geteuid() != 0:
-        missing("a private Exim needs root")
-    root = exim_root()
-    if root is None:
-        missing("cannot unpack Debian's exim4 packages (scripts/bootstrap does it)")
-    trouble = problems(root)
-    if trouble:
-        missing(f"the unpacked Exim cannot run: missing {', '.join(trouble)} (scripts/bootstrap)")
-    return root
 
 
 class Rig:
@@ -89,7 +76,7 @@ class Rig:
 
 @pytest.fixture
 def make_rig() -> Iterator[Callable[[bool], Rig]]:
-    root = _root()
+    root = require_exim_root()
     rigs: list[Rig] = []
     with smtp_sink() as (sink, sink_port):
 

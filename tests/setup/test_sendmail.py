@@ -7,7 +7,8 @@ unpacked in its own root (``support/sendmail.py``) and ``mailwarden setup``
 run as the administrator runs it: m4 rebuilds sendmail.cf, ``sendmail -bt``
 passes, a clean message reaches the sink tagged through the milter and
 EICAR is refused (554), the mda mode makes the local mailer ``mailwarden
-mda`` (clean mail stored tagged by the MDA it hands to, EICAR quarantined), and ``--uninstall`` leaves every file byte-identical.  Bad input:
+mda`` (clean mail stored tagged by the MDA it hands to, EICAR quarantined),
+and ``--uninstall`` leaves every file byte-identical.  Bad input:
 Sendmail not installed, no sendmail.mc, a milter already added by hand, and
 a checker that fails (every file restored).
 
@@ -34,14 +35,8 @@ from intercept.mail import data_reply, make_message
 from intercept.milter.conftest import start_milter_process
 from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError
 from setup.mta_sites import in_quarantine, snapshot
-from support.sendmail import (
-    HOSTNAME,
-    SendmailInstance,
-    missing_libraries,
-    sendmail_root,
-)
+from support.sendmail import HOSTNAME, SendmailInstance, require_sendmail_root
 from support.smtp_sink import Sink, smtp_sink
-from support.tools import missing
 
 MAILWARDEN = [sys.executable, "-m", "mailwarden"]
 SENDMAIL = INTEGRATIONS["sendmail"]
@@ -49,21 +44,6 @@ SENDER = "x@remote.example"
 RCPT = "alice@test.example"
 #: the files setup may change in the instance's folder (the rest is its queue and pid)
 CONFIG_FILES = ("sendmail.mc", "sendmail.cf", "aliases")
-
-
-def _root() -> Path:
-    if os.geteuid() != 0:
-        missing("a private Sendmail instance needs root")
-    for tool in ("m4", "unshare"):
-        if shutil.which(tool) is None:
-            missing(f"{tool} is not installed (scripts/bootstrap installs it)")
-    root = sendmail_root()
-    if root is None:
-        missing("Sendmail's Debian packages could not be fetched (scripts/bootstrap does it)")
-    lacking = missing_libraries(root)
-    if lacking:
-        missing(f"Sendmail needs {', '.join(lacking)} (scripts/bootstrap installs them)")
-    return root
 
 
 @dataclass
@@ -139,7 +119,7 @@ class Rig:
 
 @pytest.fixture
 def rig() -> Iterator[Rig]:
-    root = _root()
+    root = require_sendmail_root()
     folder = Path(tempfile.mkdtemp(prefix="mwsetup-sendmail-"))
     folder.chmod(0o755)
     milter = f"inet:{free_port()}@127.0.0.1"

@@ -28,18 +28,15 @@ Debian-exim); listens on 127.0.0.1 only and is stopped by its PID.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from support.private_root import Daemon, missing_libraries, read_logs, unpacked_root
+from support.tools import missing
 
 PACKAGES = ("exim4-daemon-heavy", "exim4-base", "exim4-config")
 #: where the unpacked packages live unless $MAILWARDEN_EXIM_ROOT says otherwise: not below
@@ -49,54 +46,22 @@ BINARY = "usr/sbin/exim4"
 #: the user Debian's exim4 is built to run as (EXIM_USER)
 EXIM_USER = "Debian-exim"
 HOSTNAME = "mx.test.example"
+#: the files that tell what an instance did
+LOGS = ("exim.out", "log/mainlog", "log/paniclog", "log/rejectlog")
 #: a message id as ``exim -bp`` lists it (4.96: base-62 time, pid and fraction)
 MESSAGE_ID = re.compile(r"\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}\b")
 
 
 def exim_root(*, fetch: bool = True) -> Path | None:
     """The unpacked packages, fetched and unpacked first when ``fetch`` and apt-get can."""
-    configured = os.environ.get("MAILWARDEN_EXIM_ROOT")
-    root = Path(configured) if configured else DEFAULT_ROOT
-    if (root / BINARY).exists():
-        return root
-    if not fetch or shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        return None
-    try:
-        unpack(root)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return root if (root / BINARY).exists() else None
-
-
-def unpack(root: Path) -> None:
-    """``apt-get download`` the packages and ``dpkg -x`` them into ``root``."""
-    with tempfile.TemporaryDirectory(prefix="mw-exim-debs-") as tmp:
-        subprocess.run(
-            ["apt-get", "download", "-q", *PACKAGES],
-            cwd=tmp,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        root.parent.mkdir(parents=True, exist_ok=True)
-        root.parent.chmod(0o755)
-        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root.parent))
-        for deb in sorted(Path(tmp).glob("*.deb")):
-            subprocess.run(["dpkg", "-x", str(deb), str(staging)], check=True, timeout=120)
-        staging.chmod(0o755)
-        # one rename: a half-unpacked root is never seen by another run
-        if root.exists():
-            shutil.rmtree(staging)
-        else:
-            staging.rename(root)
+    return unpacked_root(
+        DEFAULT_ROOT, "MAILWARDEN_EXIM_ROOT", PACKAGES, BINARY, fetch=fetch, shared=True
+    )
 
 
 def problems(root: Path) -> list[str]:
     """Why the unpacked binary cannot run here: missing libraries or user (bootstrap fixes)."""
-    out = subprocess.run(
-        ["ldd", str(root / BINARY)], capture_output=True, text=True, check=False
-    ).stdout
-    found = [f"library {line.split()[0]}" for line in out.splitlines() if "not found" in line]
+    found = [f"library {name}" for name in missing_libraries(root / BINARY)]
     try:
         pwd.getpwnam(EXIM_USER)
     except KeyError:
@@ -104,10 +69,17 @@ def problems(root: Path) -> list[str]:
     return found
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+def require_exim_root() -> Path:
+    """The unpacked root, for tests that need Exim to run (fail under CI, else skip)."""
+    if os.geteuid() != 0:
+        missing("a private Exim needs root")
+    root = exim_root()
+    if root is None:
+        missing("cannot unpack Debian's exim4-daemon-heavy (apt-get download)")
+    trouble = problems(root)
+    if trouble:
+        missing(f"the unpacked Exim cannot run: missing {', '.join(trouble)} (scripts/bootstrap)")
+    return root
 
 
 @dataclass
@@ -119,7 +91,7 @@ class EximInstance:
     av_scanner: str | None = None
     filter_port: int | None = None
     return_port: int | None = None
-    process: subprocess.Popen[bytes] | None = None
+    daemon: Daemon | None = None
 
     @classmethod
     def create(
@@ -233,29 +205,18 @@ class EximInstance:
         )
 
     def start(self, timeout: float = 30.0) -> None:
-        self.process = subprocess.Popen(
+        self.daemon = Daemon.start(
             [str(self.root / BINARY), "-C", str(self.config), "-bdf", "-q30s"],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.folder / "exim.out", "ab"),  # noqa: SIM115 - the child's
+            log=self.folder / "exim.out",
+            ports=[self.port, *filter(None, [self.return_port])],
+            describe=self.output,
+            timeout=timeout,
         )
-        deadline = time.monotonic() + timeout
-        while not all(_port_open(p) for p in [self.port, *filter(None, [self.return_port])]):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"exim exited: {self.output()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"exim did not listen: {self.output()}")
-            time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self.process = None
+        if self.daemon is not None:
+            self.daemon.stop()
+        self.daemon = None
 
     def queue_run(self) -> None:
         """One queue run now (``-qff``): deferred mail is tried again."""
@@ -280,8 +241,4 @@ class EximInstance:
         return MESSAGE_ID.findall(listing.stdout)
 
     def output(self, limit: int = 4000) -> str:
-        parts = []
-        for name in ("exim.out", "log/mainlog", "log/paniclog", "log/rejectlog"):
-            with contextlib.suppress(OSError):
-                parts.append(f"--- {name}\n" + (self.folder / name).read_text(errors="replace"))
-        return "\n".join(parts)[-limit:]
+        return read_logs(self.folder, LOGS, limit)

@@ -31,15 +31,15 @@ queue as root); listens on 127.0.0.1 only and is stopped by its PID.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from support.private_root import Daemon, unpacked_root
+from support.private_root import missing_libraries as _missing_libraries
+from support.tools import missing
 
 PACKAGES = ("sendmail-bin", "sendmail-base", "sendmail-cf")
 #: where the unpacked packages live unless $MAILWARDEN_SENDMAIL_ROOT says otherwise
@@ -53,50 +53,28 @@ CF_DIR = "usr/share/sendmail/cf"
 
 def sendmail_root(*, fetch: bool = True) -> Path | None:
     """The unpacked packages, fetched and unpacked first when ``fetch`` and apt-get can."""
-    configured = os.environ.get("MAILWARDEN_SENDMAIL_ROOT")
-    root = Path(configured) if configured else DEFAULT_ROOT
-    if (root / BINARY).exists():
-        return root
-    if not fetch or shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        return None
-    try:
-        unpack(root)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return root if (root / BINARY).exists() else None
-
-
-def unpack(root: Path) -> None:
-    """``apt-get download`` the packages and ``dpkg -x`` them into ``root``."""
-    with tempfile.TemporaryDirectory(prefix="mw-sendmail-debs-") as tmp:
-        subprocess.run(
-            ["apt-get", "download", "-q", *PACKAGES],
-            cwd=tmp,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=_parent(root)))
-        for deb in sorted(Path(tmp).glob("*.deb")):
-            subprocess.run(["dpkg", "-x", str(deb), str(staging)], check=True, timeout=120)
-        # one rename: a half-unpacked root is never seen by another run
-        if root.exists():
-            shutil.rmtree(staging)
-        else:
-            staging.rename(root)
-
-
-def _parent(root: Path) -> Path:
-    root.parent.mkdir(parents=True, exist_ok=True)
-    return root.parent
+    return unpacked_root(DEFAULT_ROOT, "MAILWARDEN_SENDMAIL_ROOT", PACKAGES, BINARY, fetch=fetch)
 
 
 def missing_libraries(root: Path) -> list[str]:
     """Shared libraries the binary cannot find (installed by bootstrap: libwrap0, ...)."""
-    out = subprocess.run(
-        ["ldd", str(root / BINARY)], capture_output=True, text=True, check=False
-    ).stdout
-    return [line.split()[0] for line in out.splitlines() if "not found" in line]
+    return _missing_libraries(root / BINARY)
+
+
+def require_sendmail_root() -> Path:
+    """The unpacked root, for tests that run Sendmail (fail under CI, else skip)."""
+    if os.geteuid() != 0:
+        missing("a private Sendmail instance needs root")
+    for tool in ("m4", "unshare"):
+        if shutil.which(tool) is None:
+            missing(f"{tool} is not installed (scripts/bootstrap installs it)")
+    root = sendmail_root()
+    if root is None:
+        missing("Sendmail's Debian packages could not be fetched (scripts/bootstrap does it)")
+    lacking = missing_libraries(root)
+    if lacking:
+        missing(f"Sendmail needs {', '.join(lacking)} (scripts/bootstrap installs them)")
+    return root
 
 
 @dataclass
@@ -105,7 +83,7 @@ class SendmailInstance:
     root: Path
     port: int
     relay_port: int
-    process: subprocess.Popen[bytes] | None = None
+    daemon: Daemon | None = None
 
     @property
     def cf(self) -> Path:
@@ -177,42 +155,26 @@ class SendmailInstance:
         return "\n".join(lines)
 
     def start(self) -> None:
-        log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child, closed below
-        try:
-            self.process = subprocess.Popen(
-                [
-                    "unshare",
-                    "-u",
-                    "sh",
-                    "-c",
-                    f'hostname {HOSTNAME} && exec "$0" -C "$1" -bD -q30m',
-                    str(self.root / BINARY),
-                    str(self.cf),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.folder,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + 30
-        while not _port_open(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"sendmail did not listen: {self.output()}")
-            time.sleep(0.1)
+        self.daemon = Daemon.start(
+            [
+                "unshare",
+                "-u",
+                "sh",
+                "-c",
+                f'hostname {HOSTNAME} && exec "$0" -C "$1" -bD -q30m',
+                str(self.root / BINARY),
+                str(self.cf),
+            ],
+            log=self.log_file,
+            ports=[self.port],
+            describe=self.output,
+            cwd=self.folder,
+        )
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self.process = None
+        if self.daemon is not None:
+            self.daemon.stop()
+        self.daemon = None
 
     def queue(self) -> list[Path]:
         """Queue files (``qf*`` control files: one per queued message)."""
@@ -223,11 +185,3 @@ class SendmailInstance:
             return self.log_file.read_text(errors="replace")[-limit:]
         except OSError:
             return ""
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0

@@ -42,10 +42,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailwarden.config import Config, defaults, load_config
+from mailwarden.config import Config
 from mailwarden.config.load import DEFAULT_PATH
-from mailwarden.errors import ConfigError
-from mailwarden.setup.marked_block import MarkedBlock, find_program, m4_safe, pid_running
+from mailwarden.setup.marked_block import MarkedBlock
+from mailwarden.setup.mta_tools import (
+    find_program,
+    mailwarden_config,
+    pid_running,
+    safe_value,
+)
 from mailwarden.setup.plan import Command, Detected, FileEdit, Plan, SetupContext, SetupError
 
 MODES = ("content-filter", "malware-acl", "mda")
@@ -138,18 +143,11 @@ def _read(path: Path) -> str:
         raise SetupError(f"exim: {path}: cannot read: {exc.strerror or exc}") from exc
 
 
-def _mailwarden_config(ctx: SetupContext) -> Config:
-    try:
-        return load_config(ctx.mailwarden_config) if ctx.mailwarden_config.exists() else defaults()
-    except ConfigError as exc:
-        raise SetupError(f"mailwarden's configuration does not load, fix it first: {exc}") from exc
-
-
 def _host_port(value: str, key: str) -> tuple[str, int]:
     host, sep, port = str(value).rpartition(":")
     if not sep or not port.isdigit():
         raise SetupError(f"{key} = {value!r}: Exim needs HOST:PORT here")
-    return m4_safe(host.strip("[]"), key), int(port)
+    return safe_value(host.strip("[]"), key), int(port)
 
 
 class _Parts:
@@ -245,7 +243,7 @@ def _malware_acl(config: Config, parts: _Parts, folder: Path) -> list[str]:
         scanner = f"clamd:{host} {port}"
         note = f"Exim streams each message to the daemon over TCP ({host}:{port}, [daemon] tcp)"
     else:
-        socket = m4_safe(str(daemon["socket"]), "[daemon] socket")
+        socket = safe_value(str(daemon["socket"]), "[daemon] socket")
         scanner = f"clamd:{socket}"
         note = (
             f"Exim (as Debian-exim) asks the daemon on {socket}: [daemon] socket_group must let "
@@ -275,9 +273,9 @@ def _mda(ctx: SetupContext, parts: _Parts) -> list[str]:
         raise SetupError(
             "exim: the mda mode hands mail to procmail after the scan and procmail is not installed"
         )
-    command = m4_safe(ctx.mailwarden, "the mailwarden command") + " mda"
+    command = safe_value(ctx.mailwarden, "the mailwarden command") + " mda"
     if ctx.mailwarden_config != DEFAULT_PATH:
-        command += " -c " + m4_safe(str(ctx.mailwarden_config), "mailwarden's configuration")
+        command += " -c " + safe_value(str(ctx.mailwarden_config), "mailwarden's configuration")
     header = _HEADER.format(mode=parts.mode)
     parts.router_file = MDA_ROUTER
     parts.router_before = re.compile(r"^local_user:")
@@ -353,7 +351,7 @@ class EximIntegration:
             raise SetupError("exim: not installed (no exim4 and update-exim4.conf in PATH)")
         folder = _config_dir(ctx)
         layout = _Layout.read(folder)
-        config = _mailwarden_config(ctx)
+        config = mailwarden_config(ctx)
         parts = _Parts(mode)
         if mode == "content-filter":
             notes = _content_filter(config, parts)

@@ -9,25 +9,15 @@ outside it is noticed instead of doubled::
     text = block.put(old_text, body, before=re.compile(r"^MAILER"))   # inserted or replaced
     block.find(text)                                                  # the body, or None
 
-Helpers for the MTA programs the integrations run live here too:
-:func:`find_program` (``ctx.path`` first) and :func:`pid_running` (is the
-process a pid file names alive?).
-
-SECURITY: pure text handling; reads pid files and looks programs up on the
-search path the administrator gave.  Never writes.
+SECURITY: pure text handling; reads and writes nothing.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
-from mailwarden.setup.plan import SetupContext, SetupError
-
-_SEARCH = "/usr/sbin:/usr/bin:/sbin:/bin"
+from mailwarden.setup.plan import SetupError
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,47 +81,3 @@ class MarkedBlock:
             if found is not None:
                 index = found + 1
         return "".join([*lines[:index], block, *lines[index:]])
-
-
-def search_path(ctx: SetupContext) -> str:
-    return ":".join(p for p in (ctx.path, os.environ.get("PATH"), _SEARCH) if p)
-
-
-def find_program(ctx: SetupContext, *names: str, extra: tuple[str, ...] = ()) -> str | None:
-    """The first of ``names`` on the search path (``ctx.path`` first), else of ``extra``."""
-    path = search_path(ctx)
-    for name in names:
-        found = shutil.which(name, path=path)
-        if found is not None:
-            return found
-    for candidate in extra:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def pid_running(pid_file: Path) -> bool:
-    """True when ``pid_file``'s first line names a process that exists."""
-    try:
-        first = pid_file.read_text(errors="replace").split("\n", 1)[0].strip()
-    except OSError:
-        return False
-    if not first.isdigit() or int(first) <= 1:
-        return False
-    try:
-        os.kill(int(first), 0)
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def m4_safe(value: str, what: str) -> str:
-    """A value going inside m4 quotes or an Exim option: no quotes, commas or spaces."""
-    if not value or re.search(r"[\s`',\\$\"]", value):
-        raise SetupError(
-            f"{what} {value!r}: setup writes it into the MTA's configuration and it "
-            "may not contain spaces, quotes, commas, backslashes or '$'"
-        )
-    return value

@@ -35,10 +35,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from mailwarden.config import Config, defaults, load_config
+from mailwarden.config import Config
 from mailwarden.config.load import DEFAULT_PATH
-from mailwarden.errors import ConfigError
-from mailwarden.setup.marked_block import MarkedBlock, find_program, m4_safe, pid_running
+from mailwarden.setup.marked_block import MarkedBlock
+from mailwarden.setup.mta_tools import (
+    find_program,
+    mailwarden_config,
+    pid_running,
+    safe_value,
+)
 from mailwarden.setup.plan import Command, Detected, FileEdit, Plan, SetupContext, SetupError
 
 MODES = ("milter", "mda")
@@ -109,13 +114,6 @@ def _pid_file(cf: Path) -> Path:
     return Path(match.group(1)) if match else DEFAULT_PID_FILE
 
 
-def _mailwarden_config(ctx: SetupContext) -> Config:
-    try:
-        return load_config(ctx.mailwarden_config) if ctx.mailwarden_config.exists() else defaults()
-    except ConfigError as exc:
-        raise SetupError(f"mailwarden's configuration does not load, fix it first: {exc}") from exc
-
-
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8", errors="surrogateescape")
@@ -152,7 +150,7 @@ class SendmailIntegration:
         folder = _config_dir(ctx)
         mc, cf = folder / "sendmail.mc", folder / "sendmail.cf"
         text = _read(mc)
-        config = _mailwarden_config(ctx)
+        config = mailwarden_config(ctx)
         if mode == "milter":
             body, notes, agents = _milter(text, config, str(mc))
         else:
@@ -214,7 +212,7 @@ def _foreign(text: str, pattern: str, where: str, what: str) -> None:
 
 def _milter(text: str, config: Config, where: str) -> tuple[str, list[str], tuple[str, ...]]:
     _foreign(text, r"INPUT_MAIL_FILTER\(\s*`?mailwarden", where, "a mailwarden milter")
-    socket = m4_safe(str(config["milter"]["socket"]), "[milter] socket")
+    socket = safe_value(str(config["milter"]["socket"]), "[milter] socket")
     body = (
         f"{BLOCK.begin} (milter): `mailwarden setup --uninstall' removes it\n"
         f"INPUT_MAIL_FILTER(`mailwarden', `S={socket}, {MILTER_FLAGS}')dnl\n"
@@ -235,11 +233,11 @@ def _mda(text: str, ctx: SetupContext, where: str) -> tuple[str, list[str], tupl
             "sendmail: the mda mode hands mail to procmail after the scan and procmail is "
             "not installed"
         )
-    program = m4_safe(ctx.mailwarden, "the mailwarden command")
-    procmail = m4_safe(procmail, "procmail's path")
+    program = safe_value(ctx.mailwarden, "the mailwarden command")
+    procmail = safe_value(procmail, "procmail's path")
     mda = "mailwarden mda"
     if ctx.mailwarden_config != DEFAULT_PATH:
-        mda += " -c " + m4_safe(str(ctx.mailwarden_config), "mailwarden's configuration")
+        mda += " -c " + safe_value(str(ctx.mailwarden_config), "mailwarden's configuration")
     body = (
         f"{BLOCK.begin} (mda): `mailwarden setup --uninstall' removes it\n"
         f"define(`LOCAL_MAILER_PATH', `{program}')dnl\n"

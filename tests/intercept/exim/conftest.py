@@ -24,9 +24,8 @@ from pathlib import Path
 import pytest
 
 from intercept.harness import Stack, free_port
-from support.exim import EximInstance, exim_root, problems
+from support.exim import EximInstance, require_exim_root
 from support.smtp_sink import Sink, smtp_sink
-from support.tools import missing
 
 DOMAIN = "exim.test"
 
@@ -59,14 +58,7 @@ class EximRig:
 
 @pytest.fixture(scope="session")
 def exim_rig() -> Iterator[EximRig]:
-    if os.geteuid() != 0:
-        missing("a private Exim needs root")
-    exim = exim_root()
-    if exim is None:
-        missing("cannot unpack Debian's exim4-daemon-heavy (apt-get download)")
-    trouble = problems(exim)
-    if trouble:
-        missing(f"the unpacked Exim cannot run: missing {', '.join(trouble)} (scripts/bootstrap)")
+    exim = require_exim_root()
     root = Path(tempfile.mkdtemp(prefix="mwexim-"))
     root.chmod(0o755)
     tcp_port = free_port()

@@ -24,20 +24,19 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from support.private_root import Daemon
+from support.private_root import missing_libraries as _missing_libraries
 
 BINARY = "usr/sbin/exim4"
 MAIL_USER = "nobody"
 
 
 def missing_libraries(root: Path) -> list[str]:
-    done = subprocess.run(["ldd", str(root / BINARY)], capture_output=True, text=True, check=False)
-    return [line.split()[0] for line in done.stdout.splitlines() if "not found" in line]
+    return _missing_libraries(root / BINARY)
 
 
 @dataclass
@@ -45,7 +44,7 @@ class LocalExim:
     folder: Path
     root: Path
     port: int
-    process: subprocess.Popen[bytes] | None = None
+    daemon: Daemon | None = None
 
     @property
     def conf(self) -> Path:
@@ -138,34 +137,18 @@ begin retry
         return ["unshare", "-m", "sh", "-c", script, "exim", binary, "-C", str(self.conf), *args]
 
     def start(self) -> None:
-        log = open(self.folder / "exim.out", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self.process = subprocess.Popen(
-                self._command("-bdf", "-q30m"),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.folder,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + 30
-        while not _port_open(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"exim did not listen: {self.mainlog()}")
-            time.sleep(0.1)
+        self.daemon = Daemon.start(
+            self._command("-bdf", "-q30m"),
+            log=self.folder / "exim.out",
+            ports=[self.port],
+            describe=self.mainlog,
+            cwd=self.folder,
+        )
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self.process = None
+        if self.daemon is not None:
+            self.daemon.stop()
+        self.daemon = None
 
     def queue(self) -> list[Path]:
         """Header files of queued messages (one per message)."""
@@ -186,9 +169,3 @@ begin retry
 def _without(path: str, prefix: str) -> str:
     lines = Path(path).read_text().splitlines(keepends=True)
     return "".join(line for line in lines if not line.startswith(prefix))
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
