@@ -21,11 +21,12 @@ secrets.
 from __future__ import annotations
 
 import os
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from mailwarden.config import defaults, load_config
+from mailwarden.config import DEFAULT_PATH, defaults, load_config
 from mailwarden.config.render import toml_value
 from mailwarden.errors import ConfigError
 from mailwarden.setup.plan import Command, FileEdit, Plan, SetupContext, SetupError
@@ -100,6 +101,22 @@ def _render(data: dict[str, dict[str, Any]]) -> str:
         lines.extend(f"{k} = {toml_value(v)}" for k, v in keys.items())
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
+
+
+def command_line(ctx: SetupContext, verb: str) -> str:
+    """``mailwarden VERB`` as shell text for the MTA to run, with ``-c`` when the
+    configuration is not the default one."""
+    words = [ctx.mailwarden, verb]
+    if ctx.mailwarden_config != DEFAULT_PATH:
+        words += ["-c", str(ctx.mailwarden_config)]
+    return shlex.join(words)
+
+
+def wrapper_script(ctx: SetupContext, verb: str, *args: str) -> str:
+    """A two-line ``/bin/sh`` script that runs ``mailwarden VERB ARGS`` in its place
+    (for MTAs that start a program by path, without arguments)."""
+    line = command_line(ctx, verb) + "".join(" " + shlex.quote(a) for a in args)
+    return f"#!/bin/sh\n# written by `mailwarden setup`\nexec {line}\n"
 
 
 def systemd_running(ctx: SetupContext) -> bool:

@@ -40,8 +40,8 @@ import subprocess
 from pathlib import Path
 
 from mailwarden.config import Config, defaults, load_config
-from mailwarden.config.load import DEFAULT_PATH
 from mailwarden.errors import ConfigError
+from mailwarden.setup import mailwarden_side
 from mailwarden.setup.plan import Command, Detected, Plan, SetupContext, SetupError
 
 MODES = ("content-filter", "proxy", "milter", "mda")
@@ -390,11 +390,7 @@ def _milter(
 
 def _mda(planner: _Planner, ctx: SetupContext) -> list[str]:
     current = planner.pf.param("mailbox_command")
-    command = shlex.quote(ctx.mailwarden)
-    if ctx.mailwarden_config != DEFAULT_PATH:
-        command += f" mda -c {shlex.quote(str(ctx.mailwarden_config))}"
-    else:
-        command += " mda"
+    command = mailwarden_side.command_line(ctx, "mda")
     prefix = f'{command} --sender "$SENDER" --recipient "$RECIPIENT" -- '
     if current.startswith(prefix):
         return []

@@ -1,0 +1,215 @@
+"""``mailwarden setup --mta qmail`` on a tree laid out like /var/qmail, against a real daemon.
+
+qmail-queue mode both ways docs/qmail.md gives (QMAILQUEUE in qmail-smtpd's
+run script; the real qmail-queue renamed): the program setup wires in is then
+run exactly as qmail-smtpd runs qmail-queue (``support/qmail_standin.py``):
+clean mail is queued tagged with its envelope, EICAR is refused with exit 31
+(554).  mda mode: qmail-start's default delivery runs ``mailwarden mda``
+before procmail, executed as qmail-local does (``/bin/sh -c`` with the
+environment qmail-command(8) lists).  A second run has nothing to do;
+``--uninstall`` restores every byte and mode (the setuid bit included).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from intercept.harness import EICAR, Stack
+from intercept.mail import make_message
+from setup.mta_trees import launcher, qmail_home, tree_snapshot
+from support.qmail_standin import queued, submit
+from support.tools import missing
+
+MAILWARDEN = [sys.executable, "-m", "mailwarden"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = Stack.create(tmp_path_factory.mktemp("qmail-mw"))
+    stack.start_daemon()
+    yield stack
+    stack.stop_all()
+
+
+def _setup(home: Path, stack: Stack, program: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *MAILWARDEN,
+            "setup",
+            "--mta",
+            "qmail",
+            "--mta-config-dir",
+            str(home),
+            "-c",
+            str(stack.config),
+            "--mailwarden-command",
+            str(program),
+            "--no-service",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def _passes(argv: list[str], queue: Path) -> None:
+    clean, clean_id = make_message(sender="a@remote.example", to="b@test.example")
+    done = submit(argv, clean, "a@remote.example", ["b@test.example"])
+    assert done.status == 0, done.stderr
+    message, envelope = queued(queue)[-1]
+    assert clean_id.encode() in message and b"X-Virus-Status: Clean" in message
+    assert envelope == b"Fa@remote.example\0Tb@test.example\0\0"
+
+    infected, _ = make_message(sender="a@remote.example", to="b@test.example", attachment=EICAR)
+    before = len(queued(queue))
+    done = submit(argv, infected, "a@remote.example", ["b@test.example"])
+    assert (done.status, done.reply) == (
+        31,
+        "554 mail server permanently rejected message (#5.3.0)",
+    )
+    assert len(queued(queue)) == before
+
+
+def test_qmailqueue_variable_in_the_smtpd_run_script(tmp_path: Path, stack: Stack) -> None:
+    home = qmail_home(tmp_path / "var-qmail", tmp_path / "queue", qmailqueue=True)
+    program = launcher(tmp_path / "bin" / "mailwarden")
+    original = tree_snapshot(home)
+
+    done = _setup(home, stack, program, "--mode", "qmail-queue", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "check passed: sh -n" in done.stdout
+    assert "qmail is not running; skipped: svc -t" in done.stdout
+    run = (home / "supervise" / "qmail-smtpd" / "run").read_text()
+    wrapper = home / "bin" / "qmail-scan-queue"
+    assert f"env QMAILQUEUE={wrapper} {home}/bin/qmail-smtpd 2>&1" in run
+    assert wrapper.stat().st_mode & 0o777 == 0o755
+    # what tcpserver runs for each connection: the variable names qmail-queue's stand-in
+    found = re.search(r"QMAILQUEUE=(\S+)", run)
+    assert found is not None
+    _passes([found.group(1)], tmp_path / "queue")
+
+    again = _setup(home, stack, program, "--mode", "qmail-queue", "--yes")
+    assert "nothing to do" in again.stdout, again.stdout + again.stderr
+
+    gone = _setup(home, stack, program, "--uninstall", "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert tree_snapshot(home) == original
+
+
+def test_renamed_qmail_queue_without_the_variable(tmp_path: Path, stack: Stack) -> None:
+    home = qmail_home(tmp_path / "var-qmail", tmp_path / "queue", qmailqueue=False)
+    program = launcher(tmp_path / "bin" / "mailwarden")
+    original = tree_snapshot(home)
+
+    done = _setup(home, stack, program, "--mode", "qmail-queue", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    real, orig = home / "bin" / "qmail-queue", home / "bin" / "qmail-queue.orig"
+    assert f"mv {real} {orig}" in done.stdout
+    assert orig.stat().st_mode & 0o7777 == 0o4755  # kept its setuid bit
+    assert b"mailwarden" in real.read_bytes() and str(orig).encode() in real.read_bytes()
+    _passes([str(real)], tmp_path / "queue")
+
+    again = _setup(home, stack, program, "--mode", "qmail-queue", "--yes")
+    assert "nothing to do" in again.stdout, again.stdout + again.stderr
+
+    gone = _setup(home, stack, program, "--uninstall", "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert tree_snapshot(home) == original
+    assert real.stat().st_mode & 0o7777 == 0o4755
+
+
+def test_mda_as_qmail_starts_default_delivery(tmp_path: Path, stack: Stack) -> None:
+    if shutil.which("procmail") is None:
+        missing("procmail is not installed (scripts/bootstrap installs it)")
+    home = qmail_home(tmp_path / "var-qmail", tmp_path / "queue", qmailqueue=True)
+    program = launcher(tmp_path / "bin" / "mailwarden")
+    # preline(1) stand-in: the three lines qmail-local puts in the environment, then the message
+    (home / "bin" / "preline").write_text(
+        '#!/bin/sh\n{ printf "%s%s%s" "$UFLINE" "$RPLINE" "$DTLINE"; cat; } | "$@"\n'
+    )
+    (home / "bin" / "preline").chmod(0o755)
+    original = tree_snapshot(home)
+
+    done = _setup(home, stack, program, "--mode", "mda", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rc = (home / "rc").read_text()
+    found = re.search(r"qmail-start ('[^']*')", rc)
+    assert found is not None, rc
+    delivery = shlex.split(found.group(1))[0]
+    assert delivery.startswith(f"|preline {program} mda -c {stack.config} ")
+    assert delivery.endswith("procmail DEFAULT=./Maildir/")
+
+    user_home = tmp_path / "home"
+    (user_home / "Maildir").mkdir(parents=True)
+
+    def deliver(message: bytes) -> subprocess.CompletedProcess[bytes]:
+        env = {
+            "PATH": f"{home / 'bin'}:/usr/bin:/bin",
+            "HOME": str(user_home),
+            "USER": "root",
+            "SENDER": "a@remote.example",
+            "RECIPIENT": "b@test.example",
+            "UFLINE": "From a@remote.example Thu Jan  1 00:00:00 2026\n",
+            "RPLINE": "Return-Path: <a@remote.example>\n",
+            "DTLINE": "Delivered-To: b@test.example\n",
+        }
+        # qmail-command(8): the command after | runs through /bin/sh -c, in the home
+        return subprocess.run(
+            ["/bin/sh", "-c", delivery[1:]],
+            input=message.replace(b"\r\n", b"\n"),
+            env=env,
+            cwd=user_home,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+
+    clean, clean_id = make_message(sender="a@remote.example", to="b@test.example")
+    done_clean = deliver(clean)
+    assert done_clean.returncode == 0, done_clean.stderr
+    stored = [p.read_bytes() for p in (user_home / "Maildir" / "new").iterdir()]
+    assert len(stored) == 1 and clean_id.encode() in stored[0]
+    assert b"X-Virus-Status: Clean" in stored[0] and b"Delivered-To: b@test.example" in stored[0]
+
+    infected, _ = make_message(sender="a@remote.example", to="b@test.example", attachment=EICAR)
+    done_infected = deliver(infected)
+    assert done_infected.returncode == 0, done_infected.stderr  # quarantined: delivered nowhere
+    assert len(list((user_home / "Maildir" / "new").iterdir())) == 1
+    listed = stack.cli("quarantine", "list", "--json")
+    assert "Eicar" in listed.stdout
+
+    gone = _setup(home, stack, program, "--uninstall", "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert tree_snapshot(home) == original
+
+
+def test_not_installed(tmp_path: Path, stack: Stack) -> None:
+    done = _setup(
+        tmp_path / "nothing", stack, Path("/usr/bin/mailwarden"), "--mode", "mda", "--yes"
+    )
+    assert done.returncode == 2
+    assert "qmail: not installed on this host; nothing was changed" in done.stderr
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_another_qmailqueue_is_not_overwritten(tmp_path: Path, stack: Stack) -> None:
+    home = qmail_home(tmp_path / "var-qmail", tmp_path / "queue", qmailqueue=True)
+    run = home / "supervise" / "qmail-smtpd" / "run"
+    run.write_text(run.read_text().replace(" 0 smtp ", " 0 smtp env QMAILQUEUE=/opt/other ", 1))
+    original = tree_snapshot(home)
+    done = _setup(home, stack, Path("/usr/bin/mailwarden"), "--mode", "qmail-queue", "--yes")
+    assert done.returncode == 2
+    assert "already sets QMAILQUEUE=/opt/other" in done.stderr
+    assert tree_snapshot(home) == original
+    assert not (home / "bin" / "qmail-scan-queue").exists()
