@@ -2,8 +2,12 @@
 
 Run by hand::
 
+    mkdir -p fuzz-work
     .venv/bin/python tests/fuzz/atheris/config_load.py -runs=100000 \\
-        tests/fuzz/corpus/config
+        fuzz-work tests/fuzz/corpus/config
+
+libFuzzer adds new inputs to the first folder given: pass a scratch folder
+before the corpus, never the corpus alone.
 
 Property: a Config or a ConfigError naming the file; anything else is a crash.
 

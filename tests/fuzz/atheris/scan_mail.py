@@ -2,13 +2,16 @@
 
 Run by hand, not by pytest (coverage-guided fuzzing runs until stopped)::
 
-    .venv/bin/python tests/fuzz/atheris/scan_mail.py -runs=200000 \\
-        -max_len=65536 tests/fuzz/corpus/mime
+    mkdir -p fuzz-work
+    .venv/bin/python tests/fuzz/atheris/scan_mail.py -runs=200000 -max_len=65536 \\
+        fuzz-work tests/fuzz/corpus/mime
 
 libFuzzer options go on the command line (``-runs``, ``-max_total_time``,
 ``-max_len``); a corpus folder seeds it (the regression corpus is a good
-start).  A crash writes ``crash-<sha1>`` in the current folder: copy it into
-``tests/fuzz/corpus/mime`` with its expected verdict.
+start).  libFuzzer adds what it finds to the *first* folder: give it a
+scratch folder first and the corpus after it.  A crash writes
+``crash-<sha1>`` in the current folder: copy it into ``tests/fuzz/corpus/mime``
+with its expected verdict.
 
 Property checked: a verdict whose status is not ``error`` and whose size is
 the input's; any exception is a crash.
