@@ -42,6 +42,12 @@ DESCRIPTION = textwrap.dedent(
 
     An mbox "From " line in front of the message (Postfix local and pipe with
     flags=F, Exim's pipe transport) is passed on to the MDA but not scanned.
+
+    The scanning is done by the resident mda agent (mailwarden mda-agent) when
+    it answers on [mda] agent_socket: this command then only passes it the
+    message. Otherwise ([mda] agent = "auto") it scans in its own process,
+    which costs far more per delivery; with agent = "require" it exits 75.
+    --daemon-socket always scans in this process.
     """
 )
 
@@ -53,8 +59,9 @@ EPILOG = textwrap.dedent(
       77 EX_NOPERM    rejected: the MTA bounces (exit_reject)
       75 EX_TEMPFAIL  deferred, daemon unreachable or too slow, any internal
                       error, a bad command line or configuration, an MDA that
-                      cannot be run (exit_tempfail, exit_usage): the MTA keeps
-                      the mail and retries
+                      cannot be run, the mda agent failing or (with agent =
+                      "require") not running (exit_tempfail, exit_usage): the
+                      MTA keeps the mail and retries
 
     examples (docs/mda.md has each MTA's recipe):
       Postfix main.cf:

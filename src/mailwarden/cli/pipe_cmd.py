@@ -25,6 +25,8 @@ DESCRIPTION = textwrap.dedent(
     tagged when the policy says so) to standard output. The decision is in
     the exit status, so a procmail, maildrop or Sieve recipe can act on it.
     Nothing is written to standard output unless the exit status is 0.
+    Like mda, it hands the message to the resident mda agent when one answers
+    on [mda] agent_socket ([mda] agent says what happens otherwise).
     """
 )
 
