@@ -19,6 +19,7 @@ UTS namespace named ``mx.test.example``, as ``support/sendmail.py`` does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -227,6 +228,23 @@ def test_sendmail_not_installed_is_a_clear_error(tmp_path: Path) -> None:
 # --- applied for real -----------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _running(rig: Rig, *, milter: bool) -> Iterator[None]:
+    """The daemon (and the milter), then Sendmail on the configuration setup left."""
+    rig.stack.start_daemon()
+    if milter:
+        start_milter_process(rig.stack, rig.milter)
+    rig.sendmail.start()
+    try:
+        yield
+    except BaseException:
+        print(rig.sendmail.output())
+        raise
+    finally:
+        rig.sendmail.stop()
+        rig.stack.stop_all()
+
+
 def test_milter_setup_carries_mail_and_uninstall_restores_every_byte(rig: Rig) -> None:
     original, mw_original = rig.files(), rig.mailwarden_files()
     done = rig.setup("--mode", "milter", "--yes")
@@ -242,10 +260,7 @@ def test_milter_setup_carries_mail_and_uninstall_restores_every_byte(rig: Rig) -
     again = rig.setup("--mode", "milter", "--yes")
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
 
-    rig.stack.start_daemon()
-    start_milter_process(rig.stack, rig.milter)
-    rig.sendmail.start()
-    try:
+    with _running(rig, milter=True):
         port = rig.sendmail.port
         clean, clean_id = make_message(sender=SENDER, to=RCPT)
         assert data_reply(port, SENDER, [RCPT], clean)[0] == 250
@@ -257,12 +272,6 @@ def test_milter_setup_carries_mail_and_uninstall_restores_every_byte(rig: Rig) -
         assert code == 554, text
         assert "Eicar" in text
         assert rig.delivered(infected_id) == []
-    except BaseException:
-        print(rig.sendmail.output())
-        raise
-    finally:
-        rig.sendmail.stop()
-        rig.stack.stop_all()
 
     gone = rig.setup("--uninstall", "--yes")
     assert gone.returncode == 0, gone.stdout + gone.stderr
@@ -305,10 +314,8 @@ def test_mda_setup_makes_the_local_mailer_scan_and_uninstalls(rig: Rig) -> None:
     assert "SPhn9, " in mailer  # Sendmail puts its own flags in front
     assert f"A=mailwarden mda -c {rig.stack.config} --sender $f --recipient $u@$j " in cf
 
-    rig.stack.start_daemon()
-    rig.sendmail.start()
     to = f"nobody@{domain}"
-    try:
+    with _running(rig, milter=False):
         clean, clean_id = make_message(sender=SENDER, to=to)
         assert data_reply(rig.sendmail.port, SENDER, [to], clean)[0] == 250
 
@@ -325,12 +332,6 @@ def test_mda_setup_makes_the_local_mailer_scan_and_uninstalls(rig: Rig) -> None:
         # the default policy after the queue: quarantined, never handed to the MDA
         wait_until(lambda: in_quarantine(rig.stack, infected_id), 60, "EICAR in the quarantine")
         assert all(infected_id.encode() not in m for m in stored())
-    except BaseException:
-        print(rig.sendmail.output(), rig.stack.procs)
-        raise
-    finally:
-        rig.sendmail.stop()
-        rig.stack.stop_all()
 
     gone = rig.setup("--uninstall", "--yes")
     assert gone.returncode == 0, gone.stdout + gone.stderr

@@ -38,7 +38,6 @@ accepts connections from the filter's host only.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from mailwarden.setup.mta_tools import (
     find_program,
     mailwarden_config,
     pid_running,
+    program_version,
     safe_value,
 )
 from mailwarden.setup.plan import Command, Detected, FileEdit, Plan, SetupContext, SetupError
@@ -323,24 +323,12 @@ class EximIntegration:
         exim = _exim(ctx)
         if exim is None:
             return None
-        try:
-            done = subprocess.run(
-                [exim, "-C", "/dev/null", "-bV"],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=60,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        match = _VERSION.search(done.stdout + done.stderr)
-        if match is None:
+        version = program_version([exim, "-C", "/dev/null", "-bV"], _VERSION)
+        if version is None:
             return None
         pid_file = _pid_file(ctx)
         running = pid_file is not None and pid_running(pid_file)
-        return Detected("exim", match.group(1), _config_dir(ctx), running, MODES)
+        return Detected("exim", version, _config_dir(ctx), running, MODES)
 
     def plan(self, ctx: SetupContext, mode: str) -> Plan:
         if mode not in MODES:

@@ -3,12 +3,14 @@
 ::
 
     exim = find_program(ctx, "exim4", "exim")      # ctx.path first, then PATH
+    program_version([exim, "-bV"], VERSION)        # the pattern's group 1, or None
     pid_running(Path("/run/exim4/exim.pid"))       # is the daemon a pid file names alive?
     safe_value(path, "[daemon] socket")            # or SetupError: no quotes, commas, spaces
     config = mailwarden_config(ctx)                # mailwarden.toml, or the defaults
 
 SECURITY: reads pid files and mailwarden's configuration, looks programs up
-on the search path the administrator gave; writes nothing.  ``safe_value``
+on the search path the administrator gave and runs them (no shell) only to
+ask their version; writes nothing.  ``safe_value``
 keeps values that setup writes into m4 or Exim's configuration from
 changing their syntax.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 from mailwarden.config import Config, defaults, load_config
@@ -69,6 +72,24 @@ def safe_value(value: str, what: str) -> str:
             "may not contain spaces, quotes, commas, backslashes or '$'"
         )
     return value
+
+
+def program_version(argv: list[str], pattern: re.Pattern[str], timeout: float = 60) -> str | None:
+    """The version an MTA program prints (``pattern``'s group 1), None when it says none."""
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = pattern.search(done.stdout + done.stderr)
+    return match.group(1) if match else None
 
 
 def mailwarden_config(ctx: SetupContext) -> Config:

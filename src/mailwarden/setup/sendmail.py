@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 from mailwarden.config import Config
@@ -42,6 +41,7 @@ from mailwarden.setup.mta_tools import (
     find_program,
     mailwarden_config,
     pid_running,
+    program_version,
     safe_value,
 )
 from mailwarden.setup.plan import Command, Detected, FileEdit, Plan, SetupContext, SetupError
@@ -88,21 +88,8 @@ def _binary(ctx: SetupContext, *, version: bool) -> tuple[str, str] | None:
 
 
 def _version(binary: str) -> str | None:
-    try:
-        done = subprocess.run(
-            [binary, "-d0.1", "-bt"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            # Sendmail waits a minute when the host name has no domain
-            timeout=120,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = _VERSION.search(done.stdout + done.stderr)
-    return match.group(1) if match else None
+    # Sendmail waits a minute when the host name has no domain
+    return program_version([binary, "-d0.1", "-bt"], _VERSION, timeout=120)
 
 
 def _pid_file(cf: Path) -> Path:

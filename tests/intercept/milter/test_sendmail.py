@@ -20,9 +20,8 @@ import pytest
 from intercept.harness import EICAR, Stack, free_port, wait_until
 from intercept.mail import eicar_zip, make_message
 from intercept.milter.conftest import E2E_POLICY, smtp_outcome, start_milter_process
-from support.sendmail import SendmailInstance, missing_libraries, sendmail_root
+from support.sendmail import SendmailInstance, require_sendmail_root
 from support.smtp_sink import Received, Sink, smtp_sink
-from support.tools import missing
 
 SENDER = "x@remote.example"
 RCPT = "alice@test.example"
@@ -41,17 +40,7 @@ class SendmailGateway:
 
 @pytest.fixture(scope="module")
 def gw() -> Iterator[SendmailGateway]:
-    if os.geteuid() != 0:
-        missing("a private Sendmail instance needs root")
-    for tool in ("m4", "unshare"):
-        if shutil.which(tool) is None:
-            missing(f"{tool} is not installed")
-    root = sendmail_root()
-    if root is None:
-        missing("Sendmail's Debian packages could not be fetched (scripts/bootstrap does it)")
-    lacking = missing_libraries(root)
-    if lacking:
-        missing(f"Sendmail needs {', '.join(lacking)} (scripts/bootstrap installs them)")
+    root = require_sendmail_root()
     folder = Path(tempfile.mkdtemp(prefix="mwsendmail-"))
     socket = f"inet:{free_port()}@127.0.0.1"
     with smtp_sink() as (sink, relay_port):
