@@ -63,7 +63,10 @@ class Engine:
         Folders that do not exist are skipped, so the default configuration
         works whether or not freshclam's folder is present.
         """
-        present = tuple(p for p in settings.databases if p.exists())
+        # once, here: `mailwarden update` switches a symlinked folder by renaming
+        # the link, and a load that followed the link for each file could mix sets
+        resolved = tuple(_resolve(p) for p in settings.databases)
+        present = tuple(p for p in resolved if p.exists())
         clamav_paths, yara_paths = _split_yara(present)
         signatures = load_signatures(
             clamav_paths,
@@ -180,6 +183,13 @@ def _verdict(findings: list[Finding], ctx: WalkContext, size: int, seconds: floa
     # infected findings first, in the order found: the first is the name clamd-style output shows
     ordered = sorted(findings, key=lambda f: f.category is not Category.INFECTED)
     return Verdict(status, tuple(ordered), reason=reason, size=size, timings={"scan": seconds})
+
+
+def _resolve(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: left as is, and skipped as missing
+        return path
 
 
 def _split_yara(paths: tuple[Path, ...]) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
