@@ -48,7 +48,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mailwarden.actions import ReleaseError, load_secret, release
+from mailwarden.actions import ReleaseError, load_secret, release, release_options
 from mailwarden.cli.quarantine_cmd import when
 from mailwarden.config import Config
 from mailwarden.metrics.daemon import daemon_status
@@ -491,10 +491,8 @@ class WebApp:
                         s,
                         entry.id,
                         secret=secret,
-                        host=section["host"],
-                        port=section["port"],
-                        timeout=section["timeout"],
                         recipients=recipients,
+                        **release_options(section),
                     ),
                 )
             except ReleaseError as exc:
