@@ -23,11 +23,12 @@ from __future__ import annotations
 import email
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message as EmailMessage
 from pathlib import Path
 
-from intercept.harness import free_port
+from intercept.harness import free_port, wait_until
 from intercept.mail import send
 from intercept.mda.harness import MdaRig, give_to_mail_user, mail_user
 from support.postfix import PostfixInstance
@@ -132,3 +133,46 @@ class LocalDelivery:
 
     def log(self) -> str:
         return self.postfix.log_tail(20000)
+
+    def delivered(self, mda: str, mid: str) -> list[EmailMessage]:
+        """The messages ``mda`` stored with that Message-ID."""
+        return [m for m in self.maildir(mda) if m["Message-ID"] == mid]
+
+    def log_has(self, *parts: str) -> bool:
+        """Whether one line of Postfix's log holds every one of ``parts``."""
+        return any(all(p in line for p in parts) for line in self.log().splitlines())
+
+    def deferred_then_delivered_once(
+        self,
+        mda: str,
+        data: bytes,
+        mid: str,
+        recipient: str,
+        *,
+        down: Callable[[], None],
+        up: Callable[[], None],
+        reason: str,
+    ) -> None:
+        """With the scanner ``down``, the message waits in the queue deferred for ``reason``
+        (dsn 4.7.1); once it is ``up`` again, a queue run delivers it exactly once."""
+        down()
+        try:
+            self.send(data, recipient)
+
+            def deferred() -> list[dict[str, object]]:
+                return [
+                    r
+                    for q in self.postfix.queue()
+                    for r in q.get("recipients", [])  # type: ignore[attr-defined]
+                    if reason in str(r.get("delay_reason", ""))
+                ]
+
+            wait_until(deferred, 90, f"the deferral via {mda}: {self.log()}")
+            assert self.log_has(f"to=<{recipient}>", "dsn=4.7.1", "status=deferred")
+            assert not self.delivered(mda, mid)
+        finally:
+            up()
+        self.postfix.flush()
+        wait_until(lambda: self.delivered(mda, mid), 90, f"delivery after the retry: {self.log()}")
+        wait_until(lambda: not self.postfix.queue(), 30, "an empty queue")
+        assert len(self.delivered(mda, mid)) == 1

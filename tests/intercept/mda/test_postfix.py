@@ -56,22 +56,14 @@ def local(rig: MdaRig) -> Iterator[tuple[LocalDelivery, Sink]]:
             delivery.postfix.stop()
 
 
-def delivered(local: LocalDelivery, mda: str, mid: str) -> list[object]:
-    return [m for m in local.maildir(mda) if m["Message-ID"] == mid]
-
-
-def log_has(local: LocalDelivery, *parts: str) -> bool:
-    return any(all(p in line for p in parts) for line in local.log().splitlines())
-
-
 @pytest.mark.parametrize("mda", MDAS)
 def test_clean_mail_arrives_tagged(local: tuple[LocalDelivery, Sink], mda: str) -> None:
     delivery, _ = local
     delivery.use(mda)
     data, mid = message(to=PLAIN, subject=f"clean via {mda}")
     delivery.send(data, PLAIN)
-    wait_until(lambda: delivered(delivery, mda, mid), 90, f"delivery by {mda}: {delivery.log()}")
-    (got,) = delivered(delivery, mda, mid)
+    wait_until(lambda: delivery.delivered(mda, mid), 90, f"delivery by {mda}: {delivery.log()}")
+    (got,) = delivery.delivered(mda, mid)
     assert got["X-Virus-Status"] == "Clean"  # type: ignore[index]
     assert got["X-Virus-Scanned"].endswith(f" on mx.{DOMAIN}")  # type: ignore[index]
     assert got["Subject"] == f"clean via {mda}"  # type: ignore[index]
@@ -92,8 +84,8 @@ def test_eicar_is_quarantined(local: tuple[LocalDelivery, Sink], rig: MdaRig, md
 
     wait_until(quarantined, 90, f"quarantine via {mda}: {delivery.log()}")
     # the MTA was told the delivery succeeded; the MDA never saw the message
-    assert log_has(delivery, f"to=<{PLAIN}>", "status=sent")
-    assert not delivered(delivery, mda, mid)
+    assert delivery.log_has(f"to=<{PLAIN}>", "status=sent")
+    assert not delivery.delivered(mda, mid)
 
 
 @pytest.mark.parametrize("mda", MDAS)
@@ -112,8 +104,8 @@ def test_eicar_bounces_with_the_reason(local: tuple[LocalDelivery, Sink], mda: s
     text = " ".join(dsn.decode("ascii", "replace").split())  # the report folds long lines
     assert "Infected: Eicar-Test-Signature" in text, text
     assert "Status: 5.7.1" in text
-    assert log_has(delivery, f"to=<{BOUNCE}>", "dsn=5.7.1", "status=bounced")
-    assert not delivered(delivery, mda, mid)
+    assert delivery.log_has(f"to=<{BOUNCE}>", "dsn=5.7.1", "status=bounced")
+    assert not delivery.delivered(mda, mid)
 
 
 @pytest.mark.parametrize("mda", MDAS)
@@ -123,30 +115,16 @@ def test_daemon_down_defers_then_delivers_exactly_once(
     delivery, _ = local
     delivery.use(mda)
     data, mid = message(to=PLAIN, subject=f"retry via {mda}")
-    rig.stack.stop_daemon()
-    try:
-        delivery.send(data, PLAIN)
-
-        def deferred() -> list[dict[str, object]]:
-            return [
-                r
-                for q in delivery.postfix.queue()
-                for r in q.get("recipients", [])  # type: ignore[attr-defined]
-                if "Scanning temporarily unavailable" in str(r.get("delay_reason", ""))
-            ]
-
-        wait_until(deferred, 90, f"the deferral via {mda}: {delivery.log()}")
-        assert log_has(delivery, f"to=<{PLAIN}>", "dsn=4.7.1", "status=deferred")
-        assert not delivered(delivery, mda, mid)
-    finally:
-        rig.stack.start_daemon()
-    delivery.postfix.flush()
-    wait_until(
-        lambda: delivered(delivery, mda, mid), 90, f"delivery after the retry: {delivery.log()}"
+    delivery.deferred_then_delivered_once(
+        mda,
+        data,
+        mid,
+        PLAIN,
+        down=rig.stack.stop_daemon,
+        up=rig.stack.start_daemon,
+        reason="Scanning temporarily unavailable",
     )
-    wait_until(lambda: not delivery.postfix.queue(), 30, "an empty queue")
-    assert len(delivered(delivery, mda, mid)) == 1
-    assert delivered(delivery, mda, mid)[0]["X-Virus-Status"] == "Clean"  # type: ignore[index]
+    assert delivery.delivered(mda, mid)[0]["X-Virus-Status"] == "Clean"
 
 
 def mid_tag() -> str:

@@ -62,14 +62,6 @@ def site(rig: MdaRig) -> Iterator[tuple[LocalDelivery, Sink, Path]]:
             stop_mda_agent(rig, AGENT)
 
 
-def delivered(local: LocalDelivery, mda: str, mid: str) -> list[object]:
-    return [m for m in local.maildir(mda) if m["Message-ID"] == mid]
-
-
-def log_has(local: LocalDelivery, *parts: str) -> bool:
-    return any(all(p in line for p in parts) for line in local.log().splitlines())
-
-
 @pytest.mark.parametrize("mda", MDAS)
 def test_clean_mail_arrives_tagged_through_the_agent(
     site: tuple[LocalDelivery, Sink, Path], mda: str
@@ -78,8 +70,8 @@ def test_clean_mail_arrives_tagged_through_the_agent(
     delivery.use(mda)
     data, mid = message(to=PLAIN, subject=f"agent clean via {mda}")
     delivery.send(data, PLAIN)
-    wait_until(lambda: delivered(delivery, mda, mid), 90, f"delivery by {mda}: {delivery.log()}")
-    (got,) = delivered(delivery, mda, mid)
+    wait_until(lambda: delivery.delivered(mda, mid), 90, f"delivery by {mda}: {delivery.log()}")
+    (got,) = delivery.delivered(mda, mid)
     assert got["X-Virus-Status"] == "Clean"  # type: ignore[index]
     assert got["X-Virus-Scanned"].endswith(f" on mx.{DOMAIN}")  # type: ignore[index]
     assert got["Delivered-To"] == PLAIN  # type: ignore[index]
@@ -98,8 +90,8 @@ def test_eicar_is_quarantined_in_the_agents_store(
         90,
         f"the quarantine: {delivery.log()}",
     )
-    assert log_has(delivery, f"to=<{PLAIN}>", "status=sent")
-    assert not delivered(delivery, "procmail", mid)
+    assert delivery.log_has(f"to=<{PLAIN}>", "status=sent")
+    assert not delivery.delivered("procmail", mid)
 
 
 def test_eicar_bounces_with_the_agents_reason(site: tuple[LocalDelivery, Sink, Path]) -> None:
@@ -116,7 +108,7 @@ def test_eicar_bounces_with_the_agents_reason(site: tuple[LocalDelivery, Sink, P
     text = " ".join(bounced()[0].decode("ascii", "replace").split())
     assert "Infected: Eicar-Test-Signature" in text, text
     assert "Status: 5.7.1" in text
-    assert not delivered(delivery, "procmail", mid)
+    assert not delivery.delivered("procmail", mid)
 
 
 def test_agent_down_defers_then_delivers_exactly_once(
@@ -125,28 +117,13 @@ def test_agent_down_defers_then_delivers_exactly_once(
     delivery, _, config = site
     delivery.use("procmail")
     data, mid = message(to=PLAIN, subject="agent retry")
-    stop_mda_agent(rig, AGENT)
-    try:
-        delivery.send(data, PLAIN)
 
-        def deferred() -> list[dict[str, object]]:
-            return [
-                r
-                for q in delivery.postfix.queue()
-                for r in q.get("recipients", [])  # type: ignore[attr-defined]
-                if "mda agent is not answering" in str(r.get("delay_reason", ""))
-            ]
+    def down() -> None:
+        stop_mda_agent(rig, AGENT)
 
-        wait_until(deferred, 90, f"the deferral: {delivery.log()}")
-        assert log_has(delivery, f"to=<{PLAIN}>", "dsn=4.7.1", "status=deferred")
-        assert not delivered(delivery, "procmail", mid)
-    finally:
+    def up() -> None:
         start_mda_agent(rig, config, name=AGENT)
-    delivery.postfix.flush()
-    wait_until(
-        lambda: delivered(delivery, "procmail", mid),
-        90,
-        f"delivery after the retry: {delivery.log()}",
+
+    delivery.deferred_then_delivered_once(
+        "procmail", data, mid, PLAIN, down=down, up=up, reason="mda agent is not answering"
     )
-    wait_until(lambda: not delivery.postfix.queue(), 30, "an empty queue")
-    assert len(delivered(delivery, "procmail", mid)) == 1
