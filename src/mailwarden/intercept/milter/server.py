@@ -69,7 +69,12 @@ class MilterServer:
         listen = self.settings.listen
         if listen.kind == "unix":
             _remove_stale(listen.path)
-            self._server = await asyncio.start_unix_server(self._accept, path=listen.path)
+            # bind under a umask that leaves no window in which others could connect
+            old = os.umask(0o177)
+            try:
+                self._server = await asyncio.start_unix_server(self._accept, path=listen.path)
+            finally:
+                os.umask(old)
             os.chmod(listen.path, self.settings.socket_mode)
         else:
             self._server = await asyncio.start_server(self._accept, listen.host, listen.port)
