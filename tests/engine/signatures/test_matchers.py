@@ -229,3 +229,46 @@ def test_failed_child_compile_is_a_signature_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(matchers_mod.sys, "executable", "/bin/false")
     with pytest.raises(SignatureError, match="compile failed"):
         HyperscanMatcher.build(_patterns("61616161"))
+
+
+# --- literals longer than Hyperscan's window ------------------------------------------
+
+
+def test_window_prefers_varied_bytes() -> None:
+    assert matchers_mod.window(b"\x00" * 8 + b"12345678") == 8
+    assert matchers_mod.window(b"abcdefgh" + b"\x90" * 8) == 0
+    assert matchers_mod.window(b"short") == 0
+
+
+@needs_hyperscan
+def test_long_literal_is_exact_through_its_window() -> None:
+    literal = b"\x00" * 8 + b"window-and-more-bytes"
+    built = HyperscanMatcher.build(_patterns(literal.hex()))
+    assert built.confirm == bytes([matchers_mod.BY_WINDOW])
+    data = b"xx" + literal + b"yy"
+    assert built.candidates(data) == {0: 2 + len(literal)}
+    # the window alone, or the window with other bytes around it: no candidate
+    assert built.candidates(b"window-a") == {}
+    assert built.candidates(b"\x00" * 8 + b"window-and-more-bytez") == {}
+
+
+@needs_hyperscan
+def test_long_literal_found_after_many_partial_occurrences() -> None:
+    literal = b"0123456789abcdef-tail"
+    built = HyperscanMatcher.build(_patterns(literal.hex()))
+    decoys = literal[:-1] + b"X"
+    data = decoys * 1000 + literal
+    assert built.candidates(data) == {0: len(data)}
+
+
+@needs_hyperscan
+def test_long_literal_is_exact_after_a_cached_load(tmp_path: Path) -> None:
+    literal = b"a cached literal longer than eight bytes"
+    folder = write_dbs(tmp_path / "db", {"x.ndb": f"Long:0:*:{literal.hex()}\n"})
+    for _ in range(2):
+        sigs = load_signatures(
+            [folder], bundled=False, matcher="hyperscan", cache_dir=tmp_path / "cache"
+        )
+        assert [m.name for m in sigs.match(b"<" + literal + b">", FileKind.BINARY)] == ["Long"]
+        assert sigs.match(literal[:-1], FileKind.BINARY) == []
+    assert sigs.report.from_cache
