@@ -16,8 +16,9 @@ Exim's copy is Debian's ``/etc/exim4`` as the package ships it, with the
 ``start`` runs the configuration ``update-exim4.conf`` generated after only
 the changes a private instance needs, all outside what setup writes:
 ``exim_path`` pointing at the unpacked binary, its own spool (``SPOOLDIR``),
-log and pid file, the listening port in place of ``smtp``, and ``self =
-send`` on the smarthost router (the sink is on Exim's own address).
+log and pid file, the listening port in place of ``smtp``, ``self =
+send`` on the smarthost router (the sink is on Exim's own address), and
+with ``deliver_as(user)``, the user deliveries run as.
 
 Sendmail's test site is ``support/sendmail.py``'s instance: its
 ``sendmail.mc`` is built from the unpacked ``sendmail-cf`` macros (Debian's
@@ -35,12 +36,12 @@ import pwd
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from intercept.harness import Stack
 from support.exim import BINARY as EXIM_BINARY
-from support.exim import EXIM_USER, MESSAGE_ID
+from support.exim import EXIM_USER, MESSAGE_ID, as_exim_user
 from support.exim import LOGS as EXIM_LOGS
 from support.private_root import Daemon, read_logs
 
@@ -72,6 +73,8 @@ class EximSite:
     root: Path
     relay_port: int
     daemon: Daemon | None = None
+    #: the command prefix deliver_as() sets: Exim's user is another one
+    namespace: list[str] = field(default_factory=list)
 
     @property
     def config_dir(self) -> Path:
@@ -119,6 +122,15 @@ class EximSite:
     def snapshot(self) -> dict[str, tuple[bytes, int]]:
         return snapshot(self.config_dir)
 
+    def deliver_as(self, user: str) -> None:
+        """Run deliveries as ``user`` (``support.exim.as_exim_user``): Exim started with -C
+        gives up root for them, so a pipe transport's ``user = $local_part`` works for
+        that one user only."""
+        self.namespace = as_exim_user(self.folder, user)
+        owner = pwd.getpwnam(user)
+        for sub in ("spool", "log"):
+            os.chown(self.folder / sub, owner.pw_uid, owner.pw_gid)
+
     def runnable(self, port: int) -> Path:
         """The generated configuration with a private instance's paths and port."""
         text = self.generated.read_text()
@@ -155,7 +167,7 @@ class EximSite:
 
     def start(self, port: int, *extra_ports: int) -> None:
         config = self.runnable(port)
-        argv = [str(self.binary), "-C", str(config), "-bdf", "-q30s"]
+        argv = [*self.namespace, str(self.binary), "-C", str(config), "-bdf", "-q30s"]
         if "daemon_smtp_ports" not in config.read_text():
             argv += ["-oX", str(port)]
         self.daemon = Daemon.start(
@@ -169,7 +181,7 @@ class EximSite:
 
     def queued(self) -> list[str]:
         done = subprocess.run(
-            [str(self.binary), "-C", str(self.folder / "exim-run.conf"), "-bp"],
+            [*self.namespace, str(self.binary), "-C", str(self.folder / "exim-run.conf"), "-bp"],
             capture_output=True,
             text=True,
             timeout=60,

@@ -69,6 +69,35 @@ def problems(root: Path) -> list[str]:
     return found
 
 
+def as_exim_user(folder: Path, user: str) -> list[str]:
+    """A command prefix: a private mount namespace in which Debian-exim is ``user``.
+
+    Exim started with -C gives up root for deliveries and runs them as its
+    compiled-in user; a transport's ``user =`` then works only for that user.
+    The namespace's /etc/passwd and /etc/group (copies written to ``folder``)
+    make Debian-exim ``user``, whether or not the machine has a Debian-exim.
+    """
+    owner = pwd.getpwnam(user)
+    (folder / "passwd").write_text(
+        _without("/etc/passwd", f"{EXIM_USER}:")
+        + f"{EXIM_USER}:x:{owner.pw_uid}:{owner.pw_gid}::/nonexistent:/usr/sbin/nologin\n"
+    )
+    (folder / "group").write_text(
+        _without("/etc/group", f"{EXIM_USER}:") + f"{EXIM_USER}:x:{owner.pw_gid}:\n"
+    )
+    script = (
+        f"mount --bind {folder / 'passwd'} /etc/passwd && "
+        f"mount --bind {folder / 'group'} /etc/group && "
+        'exec "$@"'
+    )
+    return ["unshare", "-m", "sh", "-c", script, "exim"]
+
+
+def _without(path: str, prefix: str) -> str:
+    lines = Path(path).read_text().splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith(prefix))
+
+
 def require_exim_root() -> Path:
     """The unpacked root, for tests that need Exim to run (fail under CI, else skip)."""
     if os.geteuid() != 0:

@@ -299,6 +299,9 @@ def _mda(ctx: SetupContext, parts: _Parts) -> list[str]:
         + f'    -- {procmail} -d "\\$LOCAL_PART"\n'
         + "  use_shell\n"
         + "  user = $local_part\n"
+        # a user without a home (or with an unreadable one) must not defer the delivery;
+        # procmail -d finds the home itself
+        + "  current_directory = /\n"
         + "  return_path_add\n"
         + "  delivery_date_add\n"
         + "  envelope_to_add\n"

@@ -25,9 +25,10 @@ import contextlib
 import os
 import pwd
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.exim import as_exim_user
 from support.private_root import Daemon
 from support.private_root import missing_libraries as _missing_libraries
 
@@ -45,6 +46,8 @@ class LocalExim:
     root: Path
     port: int
     daemon: Daemon | None = None
+    #: the command prefix that makes Debian-exim the mail user (support.exim.as_exim_user)
+    namespace: list[str] = field(default_factory=list)
 
     @property
     def conf(self) -> Path:
@@ -75,13 +78,7 @@ class LocalExim:
             (folder / sub).mkdir(exist_ok=True)
             os.chown(folder / sub, user.pw_uid, user.pw_gid)
         # Debian-exim is nobody here, whether or not the machine has that user
-        (folder / "passwd").write_text(
-            _without("/etc/passwd", "Debian-exim:")
-            + f"Debian-exim:x:{user.pw_uid}:{user.pw_gid}::/nonexistent:/usr/sbin/nologin\n"
-        )
-        (folder / "group").write_text(
-            _without("/etc/group", "Debian-exim:") + f"Debian-exim:x:{user.pw_gid}:\n"
-        )
+        ex.namespace = as_exim_user(folder, MAIL_USER)
         ex.conf.write_text(ex.config_text(relay_port, local_domain, routers, transports))
         return ex
 
@@ -127,14 +124,8 @@ begin retry
 """
 
     def _command(self, *args: str) -> list[str]:
-        f = self.folder
-        script = (
-            f"mount --bind {f / 'passwd'} /etc/passwd && "
-            f"mount --bind {f / 'group'} /etc/group && "
-            'exec "$@"'
-        )
         binary = str(self.root / BINARY)
-        return ["unshare", "-m", "sh", "-c", script, "exim", binary, "-C", str(self.conf), *args]
+        return [*self.namespace, binary, "-C", str(self.conf), *args]
 
     def start(self) -> None:
         self.daemon = Daemon.start(
@@ -164,8 +155,3 @@ begin retry
             with contextlib.suppress(OSError):
                 parts.append((self.folder / "log" / name).read_text(errors="replace"))
         return "\n".join(parts)[-limit:]
-
-
-def _without(path: str, prefix: str) -> str:
-    lines = Path(path).read_text().splitlines(keepends=True)
-    return "".join(line for line in lines if not line.startswith(prefix))
