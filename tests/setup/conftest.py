@@ -4,17 +4,29 @@
 mailwarden configuration and state folder live under ``tmp_path`` and that
 never runs systemctl.
 
+``stack`` (module): a running mailwarden daemon (``intercept/harness.py``)
+for the qmail and ZMailer tests, whose wrappers scan through it.
+
 SECURITY: test-only; everything is written under pytest's temporary folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from intercept.harness import Stack
 from mailwarden.setup import SetupContext
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = Stack.create(tmp_path_factory.mktemp("setup-mw"))
+    stack.start_daemon()
+    yield stack
+    stack.stop_all()
 
 
 @pytest.fixture

@@ -9,12 +9,14 @@ the programs setup wires mailwarden to in place with the stand-ins of
     conf = zmailer_tree(root / "etc-zmailer", root / "usr-lib-zmailer", postoffice)
     tree_snapshot(root)      # {relative path: (bytes, mode)} for byte-for-byte checks
     launcher(path)           # a ``mailwarden`` program running this checkout
+    run_setup("qmail", home, config, program, "--mode", "mda", "--yes")   # the CLI
 
 SECURITY: test-only; writes under the given folders.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -109,3 +111,39 @@ def launcher(path: Path) -> Path:
     path.write_text(f"#!/bin/sh\nexec '{sys.executable}' -m mailwarden \"$@\"\n")
     path.chmod(0o755)
     return path
+
+
+def run_setup(
+    mta: str,
+    mta_dir: Path,
+    config: Path,
+    program: Path | str,
+    *args: str,
+    argv0: tuple[str, ...] = (sys.executable, "-m", "mailwarden"),
+    user: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``mailwarden setup --mta MTA --mta-config-dir DIR -c CONFIG ... ARGS``, no terminal,
+    no systemctl; ``argv0`` and ``user`` run another mailwarden as another user."""
+    return subprocess.run(
+        [
+            *argv0,
+            "setup",
+            "--mta",
+            mta,
+            "--mta-config-dir",
+            str(mta_dir),
+            "-c",
+            str(config),
+            "--mailwarden-command",
+            str(program),
+            "--no-service",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        user=user,
+        cwd="/",
+    )

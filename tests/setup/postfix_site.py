@@ -24,18 +24,16 @@ listens on 127.0.0.1 only and is stopped by ``postfix stop`` and the PID.
 
 from __future__ import annotations
 
-import contextlib
 import email
 import os
 import shutil
-import signal
 import subprocess
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message as EmailMessage
 from pathlib import Path
 
-from intercept.harness import free_port, port_open
+from intercept.harness import free_port
+from support.postfix import PostfixInstance
 
 STOCK_DIR = Path("/etc/postfix")
 STOCK_MAIN = Path("/usr/share/postfix/main.cf.debian")
@@ -55,6 +53,7 @@ def _postconf(config_dir: Path, *args: str) -> None:
 class PostfixSite:
     root: Path
     smtp_port: int
+    _instance: PostfixInstance | None = field(default=None, repr=False)
 
     @property
     def config_dir(self) -> Path:
@@ -115,6 +114,7 @@ class PostfixSite:
         public = f"127.0.0.1:{site.smtp_port}"
         _postconf(etc, "-M", f"{public}/inet={public} inet n - n - - smtpd")
         _postconf(etc, "-MX", "smtp/inet")
+        # as Postfix's start would: the modes setup then records are the final ones
         subprocess.run(
             ["postfix", "-c", str(etc), "set-permissions"],
             capture_output=True,
@@ -135,65 +135,31 @@ class PostfixSite:
             if p.is_file() and not p.is_symlink()
         }
 
+    @property
+    def instance(self) -> PostfixInstance:
+        """The test harness's view of this instance: the same folders, started and
+        stopped the same way (by ``postfix stop`` and the master's PID)."""
+        if self._instance is None:
+            self._instance = PostfixInstance(self.root, {"filtered": self.smtp_port}, 0)
+        return self._instance
+
     def start(self) -> None:
-        done = subprocess.run(
-            ["postfix", "-c", str(self.config_dir), "start"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"postfix start failed: {done.stdout}{done.stderr}{self.log()}")
-        deadline = time.monotonic() + 30
-        while not port_open(self.smtp_port):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"postfix did not listen: {self.log()}")
-            time.sleep(0.1)
+        self.instance.start()
 
     def stop(self) -> None:
-        pid_file = self.root / "spool" / "pid" / "master.pid"
-        try:
-            pid: int | None = int(pid_file.read_text().strip())
-        except (OSError, ValueError):
-            pid = None
-        subprocess.run(
-            ["postfix", "-c", str(self.config_dir), "stop"],
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-        deadline = time.monotonic() + 20
-        while pid is not None and _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid is not None and _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        self.instance.stop()
 
     def mailbox(self, user: str) -> list[EmailMessage]:
-        return _maildir(self.root / "mail" / user)
+        return self.instance.mailbox(user)
 
     def local_mailbox(self) -> list[EmailMessage]:
         return _maildir(self.local_mail)
 
     def log(self) -> str:
-        try:
-            return (self.root / "maillog").read_text(errors="replace")[-6000:]
-        except OSError:
-            return "(no maillog)"
+        return self.instance.log_tail()
 
 
 def _maildir(box: Path) -> list[EmailMessage]:
     files = [p for sub in ("new", "cur") if (box / sub).is_dir() for p in (box / sub).iterdir()]
     files.sort(key=lambda p: p.stat().st_mtime_ns)
     return [email.message_from_bytes(p.read_bytes()) for p in files if p.is_file()]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -31,6 +31,7 @@ from intercept.harness import EICAR, free_port, port_open, wait_until
 from intercept.mail import data_reply, make_message, send
 from intercept.mda.harness import MAIL_USER, give_to_mail_user, write_launcher
 from mailwarden.daemon import DaemonClient
+from setup.mta_trees import run_setup
 from setup.postfix_site import DOMAIN, LOCAL_DOMAIN, PostfixSite
 from support.tools import missing
 
@@ -54,30 +55,22 @@ class Rig:
     launcher: Path
     ports: dict[str, int]
 
-    def setup(self, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
-        argv = [
-            *MAILWARDEN,
-            "setup",
-            "--mta",
+    def setup(
+        self,
+        *args: str,
+        config_dir: Path | None = None,
+        user: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """The CLI on this rig (``user``: as that user, through the launcher)."""
+        return run_setup(
             "postfix",
-            "--mta-config-dir",
-            str(self.site.config_dir),
-            "-c",
-            str(self.config),
+            config_dir or self.site.config_dir,
+            self.config,
+            self.launcher,
             "--smtp-service",
             self.site.smtp_service,
-            "--mailwarden-command",
-            str(self.launcher),
-            "--no-service",
             *args,
-        ]
-        return subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            stdin=subprocess.DEVNULL,
-            check=False,
+            argv0=(str(self.launcher),) if user else tuple(MAILWARDEN),
             user=user,
         )
 
@@ -420,61 +413,17 @@ def test_an_interrupted_run_is_rolled_back_by_the_next(rig: Rig) -> None:
 def test_a_folder_without_postfix_configuration_is_refused(rig: Rig, tmp_path: Path) -> None:
     empty = tmp_path / "not-postfix"
     empty.mkdir()
-    done = subprocess.run(
-        [
-            *MAILWARDEN,
-            "setup",
-            "--mta",
-            "postfix",
-            "--mode",
-            "milter",
-            "--yes",
-            "--no-service",
-            "--mta-config-dir",
-            str(empty),
-            "-c",
-            str(rig.config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    done = rig.setup("--mode", "milter", "--yes", config_dir=empty)
     assert done.returncode == 2
     assert f"{empty}/main.cf: no such file" in done.stderr
     assert list(empty.iterdir()) == []
 
 
 def test_a_configuration_setup_may_not_read_changes_nothing(rig: Rig) -> None:
-    original = rig.site.snapshot()
     (rig.site.config_dir / "main.cf").chmod(0o600)  # root's; setup runs as nobody
     original = rig.site.snapshot()
-    done = subprocess.run(
-        [
-            str(rig.launcher),
-            "setup",
-            "--mta",
-            "postfix",
-            "--mode",
-            "milter",
-            "--yes",
-            "--no-service",
-            "--mta-config-dir",
-            str(rig.site.config_dir),
-            "-c",
-            str(rig.config),
-            "--state-dir",
-            str(rig.root / "out-state"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        user=MAIL_USER,
-        cwd="/",
-    )
+    state = str(rig.root / "out-state")
+    done = rig.setup("--mode", "milter", "--yes", "--state-dir", state, user=MAIL_USER)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "main.cf or master.cf is not readable" in done.stderr
     assert rig.site.snapshot() == original

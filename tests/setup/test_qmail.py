@@ -16,51 +16,19 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from intercept.harness import EICAR, Stack
 from intercept.mail import make_message
-from setup.mta_trees import launcher, qmail_home, tree_snapshot
+from setup.mta_trees import launcher, qmail_home, run_setup, tree_snapshot
 from support.qmail_standin import queued, submit
 from support.tools import missing
 
-MAILWARDEN = [sys.executable, "-m", "mailwarden"]
 
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack.create(tmp_path_factory.mktemp("qmail-mw"))
-    stack.start_daemon()
-    yield stack
-    stack.stop_all()
-
-
-def _setup(home: Path, stack: Stack, program: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            *MAILWARDEN,
-            "setup",
-            "--mta",
-            "qmail",
-            "--mta-config-dir",
-            str(home),
-            "-c",
-            str(stack.config),
-            "--mailwarden-command",
-            str(program),
-            "--no-service",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+def _setup(
+    mta_dir: Path, stack: Stack, program: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return run_setup("qmail", mta_dir, stack.config, program, *args)
 
 
 def _passes(argv: list[str], queue: Path) -> None:

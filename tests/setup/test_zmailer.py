@@ -11,52 +11,18 @@ a tree without ZMailer is "not installed".
 from __future__ import annotations
 
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from intercept.harness import EICAR, Stack
 from intercept.mail import make_message
-from setup.mta_trees import launcher, tree_snapshot, zmailer_tree
+from setup.mta_trees import launcher, run_setup, tree_snapshot, zmailer_tree
 from support.zmailer_standin import Postoffice
-
-MAILWARDEN = [sys.executable, "-m", "mailwarden"]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack.create(tmp_path_factory.mktemp("zmailer-mw"))
-    stack.start_daemon()
-    yield stack
-    stack.stop_all()
 
 
 def _setup(
-    config: Path, stack: Stack, program: Path, *args: str
+    mta_dir: Path, stack: Stack, program: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            *MAILWARDEN,
-            "setup",
-            "--mta",
-            "zmailer",
-            "--mta-config-dir",
-            str(config),
-            "-c",
-            str(stack.config),
-            "--mailwarden-command",
-            str(program),
-            "--no-service",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return run_setup("zmailer", mta_dir, stack.config, program, *args)
 
 
 def test_content_filter_through_smtpserver_and_back(tmp_path: Path, stack: Stack) -> None:
