@@ -17,6 +17,10 @@ delivers, a descriptor of the copy to deliver.  ``mda`` then replaces itself
 with the original MDA reading that copy; ``pipe`` copies it to standard
 output.
 
+It lives here rather than in ``mailwarden.intercept.mda`` (whose agent,
+``server.py``, speaks the same wire format through it) because importing
+anything under ``mailwarden.intercept`` loads that package's SMTP agents.
+
 Wire format (both directions, one frame each): ``LENGTH ":" BODY``, BODY the
 fields joined by NUL bytes (NUL cannot occur in a command-line argument).
 
