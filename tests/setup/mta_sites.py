@@ -58,6 +58,33 @@ def in_quarantine(stack: Stack, message_id: str) -> bool:
     )
 
 
+#: stands in for procmail, the MDA setup finds on the search path: the message goes
+#: into a Maildir whatever the user (-d USER is the real procmail's business)
+_STAND_IN = """#!/bin/sh
+set -e
+name="$(date +%s%N).$$"
+cat > "{maildir}/tmp/$name"
+mv "{maildir}/tmp/$name" "{maildir}/new/$name"
+"""
+
+
+def stand_in_mda(folder: Path) -> tuple[Path, Path]:
+    """``folder/bin/procmail`` storing into ``folder/Maildir``: (the bin folder, the Maildir)."""
+    maildir = folder / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    program = folder / "bin" / "procmail"
+    program.parent.mkdir(parents=True, exist_ok=True)
+    program.write_text(_STAND_IN.format(maildir=maildir))
+    program.chmod(0o755)
+    return program.parent, maildir
+
+
+def stored(maildir: Path) -> list[bytes]:
+    """The messages in a Maildir's ``new``."""
+    return [p.read_bytes() for p in (maildir / "new").iterdir()]
+
+
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     """Every file below ``folder``: its bytes and permission bits."""
     return {

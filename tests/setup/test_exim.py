@@ -5,8 +5,9 @@ and what setup refuses), then for every mode and layout: setup on a copy of
 the package's ``/etc/exim4`` (``mta_sites.EximSite``), ``update-exim4.conf``
 and ``exim -bV`` pass, a second run has nothing to do, and ``--uninstall``
 leaves every file byte-identical.  Mail goes through the generated
-configuration for the malware ACL (EICAR refused at DATA) and the content
-filter (clean mail tagged once, EICAR quarantined).  Bad input: Exim not
+configuration for the malware ACL (EICAR refused at DATA), the content
+filter (clean mail tagged once, EICAR quarantined) and the mda mode (clean
+mail handed to the MDA tagged, EICAR quarantined).  Bad input: Exim not
 installed, a hand-written exim4.conf, a configuration that is not Debian's,
 settings that would be doubled, and a checker that fails (every file
 restored).
@@ -28,7 +29,14 @@ from intercept.harness import EICAR, Stack, free_port, wait_until
 from intercept.mail import data_reply, make_message
 from intercept.mda.harness import MAIL_USER, give_to_mail_user, write_launcher
 from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError, apply, uninstall
-from setup.mta_sites import LOCAL_DOMAIN, EximSite, in_quarantine, snapshot
+from setup.mta_sites import (
+    LOCAL_DOMAIN,
+    EximSite,
+    in_quarantine,
+    snapshot,
+    stand_in_mda,
+    stored,
+)
 from support.exim import require_exim_root
 from support.smtp_sink import Sink, smtp_sink
 
@@ -340,49 +348,32 @@ def test_content_filter_carries_mail_through_smtp_filter_and_back(
         raise
 
 
-#: stands in for procmail, the MDA setup finds on the search path: the message goes
-#: into a Maildir whatever the user (-d USER is the real procmail's business)
-STAND_IN = """#!/bin/sh
-set -e
-name="$(date +%s%N).$$"
-cat > "{maildir}/tmp/$name"
-mv "{maildir}/tmp/$name" "{maildir}/new/$name"
-"""
-
-
 def test_mda_hands_local_mail_to_mailwarden_mda_through_the_generated_configuration(
     make_rig: Callable[[bool], Rig],
 ) -> None:
     rig = make_rig(False)
     launcher = rig.folder / "bin" / "mailwarden"
     write_launcher(launcher)
-    maildir = rig.folder / "Maildir"
+    bin_dir, maildir = stand_in_mda(rig.folder / "mda")
     give_to_mail_user(*(maildir / sub for sub in ("tmp", "new", "cur")), rig.folder / "mw/store")
-    stand_in = rig.folder / "mda-bin" / "procmail"
-    stand_in.parent.mkdir()
-    stand_in.write_text(STAND_IN.format(maildir=maildir))
-    stand_in.chmod(0o755)
-    ctx = rig.ctx(mailwarden=str(launcher), path=f"{stand_in.parent}:{rig.site.search_path}")
+    ctx = rig.ctx(mailwarden=str(launcher), path=f"{bin_dir}:{rig.site.search_path}")
     apply(EXIM.plan(ctx, "mda"), ctx, ask=None, out=print)
     rig.stack.start_daemon()
     rig.site.deliver_as(MAIL_USER)
     rig.site.start(rig.ports["smtp"])
     to = f"{MAIL_USER}@{LOCAL_DOMAIN}"
 
-    def stored() -> list[bytes]:
-        return [p.read_bytes() for p in (maildir / "new").iterdir()]
-
     try:
         clean, clean_id = make_message(sender=SENDER, to=to)
         assert data_reply(rig.ports["smtp"], SENDER, [to], clean)[0] == 250
-        wait_until(lambda: any(clean_id.encode() in m for m in stored()), 60, "the Maildir")
-        [data] = [m for m in stored() if clean_id.encode() in m]
+        wait_until(lambda: any(clean_id.encode() in m for m in stored(maildir)), 60, "the Maildir")
+        [data] = [m for m in stored(maildir) if clean_id.encode() in m]
         assert b"X-Virus-Status: Clean" in data
 
         infected, infected_id = make_message(sender=SENDER, to=to, attachment=EICAR)
         assert data_reply(rig.ports["smtp"], SENDER, [to], infected)[0] == 250
         wait_until(lambda: in_quarantine(rig.stack, infected_id), 60, "EICAR in the quarantine")
-        assert all(infected_id.encode() not in m for m in stored())
+        assert all(infected_id.encode() not in m for m in stored(maildir))
     except BaseException:
         print(rig.site.output())
         raise

@@ -35,7 +35,7 @@ from intercept.harness import EICAR, Stack, free_port, wait_until
 from intercept.mail import data_reply, make_message
 from intercept.milter.conftest import start_milter_process
 from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError
-from setup.mta_sites import in_quarantine, snapshot
+from setup.mta_sites import in_quarantine, snapshot, stand_in_mda, stored
 from support.sendmail import HOSTNAME, SendmailInstance, require_sendmail_root
 from support.smtp_sink import Sink, smtp_sink
 
@@ -279,16 +279,6 @@ def test_milter_setup_carries_mail_and_uninstall_restores_every_byte(rig: Rig) -
     assert rig.mailwarden_files() == mw_original
 
 
-#: stands in for procmail, the MDA setup finds on the search path: the message goes
-#: into a Maildir whatever the user (-d USER is the real procmail's business)
-STAND_IN = """#!/bin/sh
-set -e
-name="$(date +%s%N).$$"
-cat > "{maildir}/tmp/$name"
-mv "{maildir}/tmp/$name" "{maildir}/new/$name"
-"""
-
-
 def test_mda_setup_makes_the_local_mailer_scan_and_uninstalls(rig: Rig) -> None:
     domain = "mda.test"
     mc = rig.config_dir / "sendmail.mc"
@@ -297,13 +287,7 @@ def test_mda_setup_makes_the_local_mailer_scan_and_uninstalls(rig: Rig) -> None:
     mc.write_text(mc.read_text().replace("MAILER(`local')dnl", site + "MAILER(`local')dnl", 1))
     built = subprocess.run(["m4", str(mc)], capture_output=True, check=True, timeout=60)
     rig.sendmail.cf.write_bytes(built.stdout)
-    maildir = rig.folder / "Maildir"
-    for sub in ("tmp", "new", "cur"):
-        (maildir / sub).mkdir(parents=True)
-    bin_dir = rig.folder / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "procmail").write_text(STAND_IN.format(maildir=maildir))
-    (bin_dir / "procmail").chmod(0o755)
+    bin_dir, maildir = stand_in_mda(rig.folder / "mda")
     original = rig.files()
 
     done = rig.setup("--mode", "mda", "--yes", search=str(bin_dir))
@@ -319,11 +303,8 @@ def test_mda_setup_makes_the_local_mailer_scan_and_uninstalls(rig: Rig) -> None:
         clean, clean_id = make_message(sender=SENDER, to=to)
         assert data_reply(rig.sendmail.port, SENDER, [to], clean)[0] == 250
 
-        def stored() -> list[bytes]:
-            return [p.read_bytes() for p in (maildir / "new").iterdir()]
-
-        wait_until(lambda: any(clean_id.encode() in m for m in stored()), 60, "the Maildir")
-        [data] = [m for m in stored() if clean_id.encode() in m]
+        wait_until(lambda: any(clean_id.encode() in m for m in stored(maildir)), 60, "the Maildir")
+        [data] = [m for m in stored(maildir) if clean_id.encode() in m]
         assert b"X-Virus-Status: Clean" in data
 
         infected, infected_id = make_message(sender=SENDER, to=to, attachment=EICAR)
@@ -331,7 +312,7 @@ def test_mda_setup_makes_the_local_mailer_scan_and_uninstalls(rig: Rig) -> None:
 
         # the default policy after the queue: quarantined, never handed to the MDA
         wait_until(lambda: in_quarantine(rig.stack, infected_id), 60, "EICAR in the quarantine")
-        assert all(infected_id.encode() not in m for m in stored())
+        assert all(infected_id.encode() not in m for m in stored(maildir))
 
     gone = rig.setup("--uninstall", "--yes")
     assert gone.returncode == 0, gone.stdout + gone.stderr
