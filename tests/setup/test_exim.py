@@ -8,9 +8,9 @@ leaves every file byte-identical.  Mail goes through the generated
 configuration for the malware ACL (EICAR refused at DATA), the content
 filter (clean mail tagged once, EICAR quarantined) and the mda mode (clean
 mail handed to the MDA tagged, EICAR quarantined).  Bad input: Exim not
-installed, a hand-written exim4.conf, a configuration that is not Debian's,
-settings that would be doubled, and a checker that fails (every file
-restored).
+installed, a hand-written exim4.conf, a configuration that is not Debian's
+or that setup may not read, settings that would be doubled, and a checker
+that fails (every file restored).
 """
 
 from __future__ import annotations
@@ -377,3 +377,41 @@ def test_mda_hands_local_mail_to_mailwarden_mda_through_the_generated_configurat
     except BaseException:
         print(rig.site.output())
         raise
+
+
+def test_a_configuration_setup_may_not_read_changes_nothing(
+    make_rig: Callable[[bool], Rig],
+) -> None:
+    rig = make_rig(True)
+    launcher = rig.folder / "bin" / "mailwarden"
+    write_launcher(launcher)
+    (rig.site.config_dir / "update-exim4.conf.conf").chmod(0o600)  # root's; setup runs as nobody
+    original = rig.site.snapshot()
+    done = subprocess.run(
+        [
+            str(launcher),
+            "setup",
+            "--mta",
+            "exim",
+            "--mode",
+            "malware-acl",
+            "--yes",
+            "--no-service",
+            "--mta-config-dir",
+            str(rig.site.config_dir),
+            "--search-path",
+            rig.site.search_path,
+            "-c",
+            str(rig.stack.config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        user=MAIL_USER,
+        cwd="/",
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "update-exim4.conf.conf: cannot read: Permission denied" in done.stderr
+    assert rig.site.snapshot() == original
