@@ -39,16 +39,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from mailwarden.config import Config, defaults, load_config
-from mailwarden.errors import ConfigError
+from mailwarden.config import Config
 from mailwarden.setup import mailwarden_side
+from mailwarden.setup.mta_tools import mailwarden_config, search_path
 from mailwarden.setup.plan import Command, Detected, Plan, SetupContext, SetupError
 
 MODES = ("content-filter", "proxy", "milter", "mda")
 SYSTEM_CONFIG_DIR = Path("/etc/postfix")
 #: where the milter moves when a chrooted smtpd could not reach its unix socket
 CHROOT_MILTER = "inet:8890@127.0.0.1"
-_SEARCH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 #: FILTER_README's re-injection smtpd: no filter again, no checks done twice
 _REINJECT_FILTER = (
@@ -75,10 +74,6 @@ _REINJECT_PROXY = (
 )
 
 
-def _search_path(ctx: SetupContext) -> str:
-    return ":".join(p for p in (ctx.path, os.environ.get("PATH"), _SEARCH) if p)
-
-
 def _config_dir(ctx: SetupContext) -> Path:
     return (ctx.mta_config_dir or SYSTEM_CONFIG_DIR).absolute()
 
@@ -89,8 +84,8 @@ class _Postfix:
     def __init__(self, ctx: SetupContext) -> None:
         self.ctx = ctx
         self.dir = _config_dir(ctx)
-        postconf = shutil.which("postconf", path=_search_path(ctx))
-        postfix = shutil.which("postfix", path=_search_path(ctx))
+        postconf = shutil.which("postconf", path=search_path(ctx))
+        postfix = shutil.which("postfix", path=search_path(ctx))
         if postconf is None or postfix is None:
             raise SetupError("postfix: not installed (no postconf or postfix command in PATH)")
         self.postconf_bin, self.postfix_bin = postconf, postfix
@@ -151,13 +146,6 @@ class _Postfix:
 
     def postfix(self, *args: str, **kw: object) -> Command:
         return Command(("postfix", *self.dir_args(), *args), **kw)  # type: ignore[arg-type]
-
-
-def _mailwarden_config(ctx: SetupContext) -> Config:
-    try:
-        return load_config(ctx.mailwarden_config) if ctx.mailwarden_config.exists() else defaults()
-    except ConfigError as exc:
-        raise SetupError(f"mailwarden's configuration does not load, fix it first: {exc}") from exc
 
 
 def _host_port(value: str, key: str) -> tuple[str, int]:
@@ -227,7 +215,7 @@ class PostfixIntegration:
     modes = MODES
 
     def detect(self, ctx: SetupContext) -> Detected | None:
-        postconf = shutil.which("postconf", path=_search_path(ctx))
+        postconf = shutil.which("postconf", path=search_path(ctx))
         if postconf is None:
             return None
         try:
@@ -243,7 +231,7 @@ class PostfixIntegration:
         version = done.stdout.strip() or "unknown"
         config_dir = _config_dir(ctx)
         running = False
-        postfix = shutil.which("postfix", path=_search_path(ctx))
+        postfix = shutil.which("postfix", path=search_path(ctx))
         if postfix is not None and (config_dir / "main.cf").is_file():
             args = [] if ctx.mta_config_dir is None else ["-c", str(config_dir)]
             try:
@@ -259,7 +247,7 @@ class PostfixIntegration:
         if mode not in MODES:
             raise SetupError(f"postfix: no mode {mode!r} (modes: {', '.join(MODES)})")
         pf = _Postfix(ctx)
-        config = _mailwarden_config(ctx)
+        config = mailwarden_config(ctx)
         planner = _Planner(pf)
         notes: list[str] = []
         agents: tuple[str, ...] = ()
@@ -402,7 +390,7 @@ def _mda(planner: _Planner, ctx: SetupContext) -> list[str]:
     original = current
     notes = []
     if not original:
-        procmail = shutil.which("procmail", path=_search_path(ctx))
+        procmail = shutil.which("procmail", path=search_path(ctx))
         if procmail is None:
             raise SetupError(
                 "postfix: mailbox_command is empty (local(8) writes mailboxes itself) and "

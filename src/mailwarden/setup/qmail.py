@@ -34,10 +34,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 from pathlib import Path
 
 from mailwarden.setup import mailwarden_side
+from mailwarden.setup.mta_tools import find_program
 from mailwarden.setup.plan import Command, Detected, FileEdit, Plan, SetupContext, SetupError
 
 MODES = ("qmail-queue", "mda")
@@ -261,7 +261,7 @@ def _wrap(ctx: SetupContext, delivery: str, prefix: str) -> str:
         return prefix + delivery[1:].lstrip()
     if not delivery or not delivery.startswith(("./", "/")):
         raise SetupError(f"qmail: cannot read the default delivery {delivery!r}")
-    procmail = shutil.which("procmail", path=f"{ctx.path or ''}:/usr/bin:/usr/local/bin")
+    procmail = find_program(ctx, "procmail")
     if procmail is None:
         raise SetupError(
             f"qmail: the default delivery is the mailbox {delivery}, which mailwarden hands to "

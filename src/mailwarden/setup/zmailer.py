@@ -26,11 +26,11 @@ root's) and are quoted in the script.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from mailwarden.setup import mailwarden_side
+from mailwarden.setup.mta_tools import pid_running
 from mailwarden.setup.plan import Command, Detected, FileEdit, Plan, SetupContext, SetupError
 
 MODES = ("content-filter",)
@@ -60,20 +60,6 @@ def _zmailer_conf(config_dir: Path) -> dict[str, str]:
     return values
 
 
-def _pid_running(pid_file: Path) -> bool:
-    try:
-        pid = int(pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
 class ZmailerIntegration:
     """``INTEGRATION`` of this module; see the module docstring."""
 
@@ -96,7 +82,7 @@ class ZmailerIntegration:
         config_dir, _share, mailbin, postoffice = layout
         if not (mailbin / "smtpserver").exists():
             return None
-        running = _pid_running(postoffice / ".pid.smtpserver")
+        running = pid_running(postoffice / ".pid.smtpserver")
         return Detected("zmailer", "ZMailer", config_dir, running, MODES)
 
     def plan(self, ctx: SetupContext, mode: str) -> Plan:
