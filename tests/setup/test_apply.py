@@ -303,3 +303,31 @@ def test_registry_lists_every_mta() -> None:
             assert "not available" in item
         else:
             assert item.mta == name
+
+
+def test_a_damaged_manifest_is_reported_not_guessed(etc: Path, setup_ctx: Ctx) -> None:
+    ctx = setup_ctx(etc)
+    apply(_plan(etc), ctx, ask=None, out=Lines(), running=False)
+    path = state_dir(ctx) / "toy" / "manifest.json"
+    path.write_text('{"mta": "toy", "files": [')
+    with pytest.raises(SetupError, match=r"manifest is damaged.*backups beside it are intact"):
+        uninstall(ctx, "toy", ask=None, out=Lines(), running=False)
+    assert (etc / "main.conf").read_text().endswith("filter = yes\n")  # nothing was touched
+
+
+def test_a_setting_undone_by_hand_is_applied_again_and_uninstall_still_restores(
+    etc: Path, setup_ctx: Ctx
+) -> None:
+    ctx = setup_ctx(etc)
+    before = _tree(etc)
+    apply(_plan(etc), ctx, ask=None, out=Lines(), running=False)
+    (etc / "main.conf").write_text("a = 1\nb = 3\n")  # an administrator's change
+    out = Lines()
+    assert apply(_plan(etc), ctx, ask=None, out=out, running=False) is not None
+    assert "-b = 3" in out.text and "+filter = yes" in out.text
+    manifest = load_manifest(ctx, "toy")
+    assert manifest is not None and manifest.state == "complete"
+    main = manifest.record(etc / "main.conf")
+    assert main is not None and Path(main.backup or "").read_text() == "a = 1\nb = 2\n"
+    uninstall(ctx, "toy", ask=None, out=Lines(), running=False)
+    assert _tree(etc) == before  # the first run's backups are the originals

@@ -18,8 +18,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from intercept.harness import EICAR, Stack
 from intercept.mail import make_message
+from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError
 from setup.mta_trees import launcher, qmail_home, run_setup, tree_snapshot
 from support.qmail_standin import queued, submit
 from support.tools import missing
@@ -181,3 +184,33 @@ def test_another_qmailqueue_is_not_overwritten(tmp_path: Path, stack: Stack) -> 
     assert "already sets QMAILQUEUE=/opt/other" in done.stderr
     assert tree_snapshot(home) == original
     assert not (home / "bin" / "qmail-scan-queue").exists()
+
+
+def _ctx(home: Path, config: Path) -> SetupContext:
+    return SetupContext(home, "/usr/bin/mailwarden", config, systemd=False)
+
+
+def test_mda_in_control_defaultdelivery_and_program_deliveries(tmp_path: Path) -> None:
+    home = qmail_home(tmp_path / "var-qmail", tmp_path / "queue", qmailqueue=True)
+    config = tmp_path / "mailwarden.toml"
+    # "Life with qmail": rc reads the delivery from control/defaultdelivery
+    (home / "rc").write_text(
+        '#!/bin/sh\nexec env - PATH="/var/qmail/bin:$PATH" \\\n'
+        'qmail-start "`cat /var/qmail/control/defaultdelivery`"\n'
+    )
+    (home / "control" / "defaultdelivery").write_text("|/usr/bin/maildrop\n")
+    plan = INTEGRATIONS["qmail"].plan(_ctx(home, config), "mda")
+    assert [e.path for e in plan.edits] == [home / "control" / "defaultdelivery"]
+    assert plan.edits[0].text == (
+        f"|preline /usr/bin/mailwarden mda -c {config} "
+        '--sender "$SENDER" --recipient "$RECIPIENT" -- /usr/bin/maildrop\n'
+    )
+    assert [c.argv for c in plan.reloads] == [("svc", "-t", str(home / "supervise/qmail-send"))]
+
+    (home / "control" / "defaultdelivery").write_text(plan.edits[0].text or "")
+    with pytest.raises(SetupError, match="already runs mailwarden"):
+        INTEGRATIONS["qmail"].plan(_ctx(home, tmp_path / "other.toml"), "mda")
+
+    (home / "control" / "defaultdelivery").write_text("Maildir\n")
+    with pytest.raises(SetupError, match="cannot read the default delivery 'Maildir'"):
+        INTEGRATIONS["qmail"].plan(_ctx(home, config), "mda")
