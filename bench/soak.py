@@ -32,8 +32,12 @@ Faults (``--fault``, at ``--fault-at`` seconds; see bench/faults.py for the
 table of all of them): ``kill-daemon`` (kill -9, then started again after
 ``--fault-downtime`` seconds), ``kill-worker`` (kill -9 of one scanning
 worker; the daemon replaces it), ``kill-agent`` (kill -9 of the filter or
-milter, started again after the downtime).  The report then adds how long
-after the fault the first message was delivered again.
+milter, started again after the downtime), ``scan-timeout`` (the daemon is
+restarted with ``[daemon] scan_timeout`` at its minimum, 0.1 s, so scans
+that need longer time out, for the downtime, then restarted as before),
+``quarantine-full`` (the quarantine folder is a 16 MiB tmpfs that a filler
+file fills for the downtime).  The report then adds how long after the fault
+the first message was delivered again.
 
 Prints one JSON line and a Markdown table row; ``--keep`` leaves the run's
 folder (logs, queue, sink log) for inspection.
@@ -90,7 +94,7 @@ after_queue_reject = "quarantine"
 [headers]
 hostname = "gw.test.example"
 """
-FAULTS = ("none", "kill-daemon", "kill-worker", "kill-agent")
+FAULTS = ("none", "kill-daemon", "kill-worker", "kill-agent", "scan-timeout", "quarantine-full")
 _BENCH_ID = re.compile(rb"^X-Bench-Id:[ \t]*([^\r\n]*)", re.MULTILINE | re.IGNORECASE)
 _MESSAGE_ID = re.compile(rb"^Message-ID:[^\r\n]*\r?\n", re.MULTILINE | re.IGNORECASE)
 
@@ -99,6 +103,7 @@ _MESSAGE_ID = re.compile(rb"^Message-ID:[^\r\n]*\r?\n", re.MULTILINE | re.IGNORE
 class Sent:
     expected: str  # "delivered" or "quarantined"
     code: int = 0
+    accepted_at: float = 0.0
 
 
 @dataclass
@@ -185,6 +190,12 @@ def set_up(args: argparse.Namespace) -> Run:
     # the MTA's user must reach the milter's socket
     milter = '\n[milter]\nsocket_mode = "0666"\n' if args.agent == "milter" else ""
     stack.config.write_text(text + POLICY + milter)
+    if args.fault == "quarantine-full":
+        spool = stack.root / "store" / "quarantine"
+        spool.mkdir(parents=True, mode=0o700)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(spool)], check=True
+        )
     milter_socket = str(root / "milter.sock")
     run = Run(args, root, stack, postfix, sink, sink_log, postfix.ports["filter"], milter_socket)
     if args.agent == "milter":
@@ -199,6 +210,8 @@ def set_up(args: argparse.Namespace) -> Run:
 def tear_down(run: Run) -> None:
     run.stack.stop_all()
     run.postfix.stop()
+    if run.args.fault == "quarantine-full":
+        subprocess.run(["umount", str(run.stack.root / "store" / "quarantine")], check=False)
     with contextlib.suppress(ProcessLookupError):
         run.sink.send_signal(signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -242,6 +255,7 @@ async def _client(
                 await smtp.connect()
             await smtp.sendmail(f"sender@{REMOTE}", [f"user@{REMOTE}"], _copy(raw, copy_id))
             sent.code = 250
+            sent.accepted_at = time.time()
         except aiosmtplib.SMTPResponseException as exc:
             sent.code = exc.code
             run.refused[exc.code] += 1
@@ -306,6 +320,12 @@ def inject(run: Run, stop: threading.Event) -> None:
             os.kill(workers[-1].pid, signal.SIGKILL)
             run.events.append(f"kill -9 worker {workers[-1].pid}")
         return
+    if fault == "scan-timeout":
+        _scan_timeout(run, stop)
+        return
+    if fault == "quarantine-full":
+        _fill_quarantine(run, stop)
+        return
     name = "daemon" if fault == "kill-daemon" else "agent"
     proc = run.stack.procs[name]
     os.kill(proc.popen.pid, signal.SIGKILL)
@@ -324,18 +344,46 @@ def inject(run: Run, stop: threading.Event) -> None:
     run.events.append(f"{name} started again")
 
 
+def _restart_daemon(run: Run) -> None:
+    run.stack.stop_daemon()
+    run.stack.start_daemon()
+
+
+def _scan_timeout(run: Run, stop: threading.Event) -> None:
+    normal = run.stack.config.read_text()
+    run.stack.config.write_text(normal.replace("[daemon]\n", "[daemon]\nscan_timeout = 0.1\n", 1))
+    _restart_daemon(run)
+    run.events.append("daemon restarted with scan_timeout = 0.1")
+    stop.wait(run.args.fault_downtime)
+    run.stack.config.write_text(normal)
+    _restart_daemon(run)
+    run.events.append("daemon restarted with its normal scan_timeout")
+
+
+def _fill_quarantine(run: Run, stop: threading.Event) -> None:
+    filler = run.stack.root / "store" / "quarantine" / "filler"
+    with contextlib.suppress(OSError), filler.open("wb") as fh:
+        while True:
+            fh.write(bytes(1024 * 1024))
+            fh.flush()
+    run.events.append("quarantine file system full")
+    stop.wait(run.args.fault_downtime)
+    filler.unlink()
+    run.events.append("quarantine file system has room again")
+
+
 # --- accounting -------------------------------------------------------------------------
 
 
-def _delivered(run: Run) -> tuple[Counter[str], list[float]]:
+def _delivered(run: Run) -> tuple[Counter[str], dict[str, float]]:
     seen: Counter[str] = Counter()
-    times: list[float] = []
+    times: dict[str, float] = {}
     with contextlib.suppress(FileNotFoundError), run.sink_log.open() as fh:
         for line in fh:
             rec = json.loads(line)
             if rec.get("bench_id"):
                 seen[rec["bench_id"]] += 1
-                times.append(float(rec["t"]))
+                times.setdefault(rec["bench_id"], float(rec["t"]))
     return seen, times
 
 
@@ -375,8 +423,10 @@ def account(run: Run, queued: int) -> dict[str, Any]:
     ]
     recovery = None
     if run.fault_time is not None:
-        after = [t for t in times if t > run.fault_time + run.args.fault_downtime]
+        after = [t for t in times.values() if t > run.fault_time + run.args.fault_downtime]
         recovery = round(min(after) - run.fault_time, 1) if after else None
+
+    waits = sorted(times[k] - s.accepted_at for k, s in accepted.items() if k in times)
 
     def memory(values: list[int]) -> dict[str, float] | None:
         if not values:
@@ -401,6 +451,13 @@ def account(run: Run, queued: int) -> dict[str, Any]:
         "queued_at_end": queued,
         "lost": len(lost) if queued == 0 else f"{len(lost)} (of which up to {queued} still queued)",
         "duplicated": len(duplicated),
+        # from Postfix's 250 to the sink: queueing, scanning, and any retry after a fault
+        "delivery_s": {
+            "p50": round(waits[len(waits) // 2], 2) if waits else None,
+            "p99": round(waits[int(len(waits) * 0.99)], 2) if waits else None,
+            "max": round(waits[-1], 2) if waits else None,
+        },
+        "delayed_over_30s": sum(1 for w in waits if w > 30),
         "wrong": len(wrong),
         "first_delivery_after_fault_s": recovery,
         "rss_daemon_mib": memory(run.rss["daemon"]),
