@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -31,8 +32,9 @@ from intercept.harness import EICAR, free_port, port_open, wait_until
 from intercept.mail import data_reply, make_message, send
 from intercept.mda.harness import MAIL_USER, give_to_mail_user, write_launcher
 from mailwarden.daemon import DaemonClient
+from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError
 from setup.mta_trees import run_setup
-from setup.postfix_site import DOMAIN, LOCAL_DOMAIN, PostfixSite
+from setup.postfix_site import DOMAIN, LOCAL_DOMAIN, STOCK_DIR, STOCK_MAIN, PostfixSite
 from support.tools import missing
 
 MAILWARDEN = [sys.executable, "-m", "mailwarden"]
@@ -427,3 +429,53 @@ def test_a_configuration_setup_may_not_read_changes_nothing(rig: Rig) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert "main.cf or master.cf is not readable" in done.stderr
     assert rig.site.snapshot() == original
+
+
+@pytest.fixture
+def stock(tmp_path: Path) -> Path:
+    """Debian's stock configuration, untouched (a plan only reads it)."""
+    _need_postfix()
+    etc = tmp_path / "etc-postfix"
+    shutil.copytree(STOCK_DIR, etc, symlinks=True)
+    if not (etc / "main.cf").exists():
+        shutil.copyfile(STOCK_MAIN, etc / "main.cf")
+    return etc
+
+
+def _plan(etc: Path, mode: str, toml: str = "", **ctx: object) -> list[str]:
+    config = etc.parent / "mailwarden.toml"
+    config.write_text(toml)
+    context = SetupContext(etc, "/usr/bin/mailwarden", config, systemd=False, **ctx)  # type: ignore[arg-type]
+    plan = INTEGRATIONS["postfix"].plan(context, mode)
+    return [shlex.join(c.argv) for c in plan.commands] + [
+        f"{section}.{key}={value}"
+        for section, keys in plan.settings.items()
+        for key, value in keys.items()
+    ]
+
+
+def test_lmtp_content_filter_uses_the_lmtp_transport(stock: Path) -> None:
+    commands = "\n".join(_plan(stock, "content-filter", "[smtp_filter]\nlmtp = true\n"))
+    assert "scanlmtp/unix=scanlmtp unix - - n - 10 lmtp" in commands
+    assert "scanlmtp/unix/lmtp_send_xforward_command=yes" in commands
+    assert "content_filter=scanlmtp:[127.0.0.1]:10025" in commands
+
+
+def test_a_chrooted_smtpd_gets_the_milter_on_loopback_tcp(stock: Path) -> None:
+    # Debian's smtpd is chrooted: the default unix socket under /run is out of its reach
+    lines = _plan(stock, "milter")
+    assert "milter.socket=inet:8890@127.0.0.1" in lines
+    assert any(line.endswith("smtpd_milters=inet:127.0.0.1:8890") for line in lines)
+
+
+def test_proxy_needs_an_smtp_service(stock: Path) -> None:
+    with pytest.raises(SetupError, match=r"no 127\.0\.0\.1:2525/inet service"):
+        _plan(stock, "proxy", smtp_service="127.0.0.1:2525")
+    lines = _plan(stock, "proxy")  # Debian's "smtp inet" service
+    assert any("smtp/inet/smtpd_proxy_filter=127.0.0.1:10025" in line for line in lines)
+    assert any("smtp/inet/smtpd_proxy_timeout=180s" in line for line in lines)
+
+
+def test_a_maildir_downstream_cannot_be_postfix_reinjection(stock: Path) -> None:
+    with pytest.raises(SetupError, match="needs the re-injection server as HOST:PORT"):
+        _plan(stock, "content-filter", '[smtp_filter]\ndownstream = "maildir:/srv/mail"\n')
