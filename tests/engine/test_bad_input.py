@@ -162,3 +162,21 @@ def test_mutated_golden_messages_always_get_a_verdict(engine: Engine, data: st.D
             raw[pos:pos] = raw[pos : pos + data.draw(st.integers(1, 64))]
     verdict = engine.scan_bytes(bytes(raw))
     assert verdict.status is not Status.ERROR, verdict.reason
+
+
+def test_many_signature_candidates_stop_at_the_time_limit(tmp_path: Path) -> None:
+    from mailwarden.engine.signatures import load_signatures
+
+    # patterns whose first piece the payload repeats and whose last it never has
+    firsts = [b"first-piece-%03d" % i for i in range(100)]
+    ndb = "".join(f"Gap.{i}:0:*:{a.hex()}*{b'never-here'.hex()}\n" for i, a in enumerate(firsts))
+    (tmp_path / "gaps.ndb").write_text(ndb)
+    sigs = load_signatures([tmp_path], bundled=False)
+    settings = EngineSettings(bundled=False, cache_dir=None, limits=Limits(max_seconds=0.0))
+    payload = b"".join(firsts) * 50
+    verdict = Engine(settings, sigs, None).scan_bytes(payload, as_mail=False)
+    assert verdict.status is Status.UNSCANNED
+    assert verdict.reason is not None and "time" in verdict.reason
+    # with time to spare the same payload is scanned, and clean
+    relaxed = EngineSettings(bundled=False, cache_dir=None)
+    assert Engine(relaxed, sigs, None).scan_bytes(payload, as_mail=False).status is Status.CLEAN

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from mailwarden.engine.filetype import ARCHIVE_KINDS, FileKind
 from mailwarden.engine.heuristics import check as heuristic_check
+from mailwarden.engine.limits import LimitExceeded
 from mailwarden.engine.objects import Buffer, ScanObject, WalkContext
 from mailwarden.engine.settings import EngineSettings
 from mailwarden.engine.signatures import SignatureSet, load_signatures
@@ -137,7 +138,12 @@ class Engine:
                 if stop_early:
                     return
             part = display_name(obj.part, limit=400)
-            infected = self._match(obj, kind, part, all_matches=not stop_early)
+            try:
+                infected = self._match(obj, kind, part, ctx, all_matches=not stop_early)
+            except LimitExceeded as exc:
+                # the time limit ran out inside one object: what was found stands
+                ctx.unscanned(obj.part, exc.reason)
+                break
             if stop_early and infected and kind in _CONTAINER_KINDS:
                 deferred.append((obj.depth, infected))
             elif infected:
@@ -152,12 +158,16 @@ class Engine:
                 return
 
     def _match(
-        self, obj: ScanObject, kind: FileKind, part: str, *, all_matches: bool
+        self, obj: ScanObject, kind: FileKind, part: str, ctx: WalkContext, *, all_matches: bool
     ) -> list[Finding]:
         infected = [
             Finding(m.name, part, m.engine, official=m.official)
             for m in self.signatures.match(
-                obj.data, kind, container=obj.parent_kind, all_matches=all_matches
+                obj.data,
+                kind,
+                container=obj.parent_kind,
+                all_matches=all_matches,
+                check_time=ctx.budget.check_time,
             )
         ]
         if self.yara is not None and kind is not FileKind.EMPTY:

@@ -38,6 +38,8 @@ from mailwarden.engine.signatures.tables import CASELESS, EXACT, FILE, SECTION, 
 from mailwarden.engine.signatures.targets import targets_for
 
 ENGINE = "clamav"
+#: Candidates confirmed between two calls of ``check_time``.
+_CHECK_TIME_EVERY = 16
 _HASHERS: dict[int, Callable[[Buffer], bytes]] = {
     16: lambda d: hashlib.md5(d, usedforsecurity=False).digest(),
     20: lambda d: hashlib.sha1(d, usedforsecurity=False).digest(),
@@ -116,8 +118,14 @@ class SignatureSet:
         *,
         container: str | None = None,
         all_matches: bool = False,
+        check_time: Callable[[], None] | None = None,
     ) -> list[SigMatch]:
-        """Signature hits for one payload, clamd's first hit first; see the module docstring."""
+        """Signature hits for one payload, clamd's first hit first; see the module docstring.
+
+        ``check_time`` is called now and then while candidates are confirmed
+        (the walker's ``Budget.check_time``): a payload crafted to make many
+        patterns candidates stops at the scan time limit instead of running on.
+        """
         size = len(data)
         digests = _Digests(data)
         if self._allowlisted(digests, size):
@@ -135,7 +143,8 @@ class SignatureSet:
             if add(hit):
                 return out
         for view, buf in views(data, kind, self._t.targets):
-            for hit in self._body_hits(buf, targets_for(kind, view), size, container):
+            hits = self._body_hits(buf, targets_for(kind, view), size, container, check_time)
+            for hit in hits:
                 if add(hit):
                     return out
         return out
@@ -196,15 +205,22 @@ class SignatureSet:
         return confirm(self._chains(pid), buf, window, cap, self.confirm_meter)
 
     def _body_hits(
-        self, buf: Buffer, targets: frozenset[int], size: int, container: str | None
+        self,
+        buf: Buffer,
+        targets: frozenset[int],
+        size: int,
+        container: str | None,
+        check_time: Callable[[], None] | None,
     ) -> list[SigMatch]:
         t = self._t
         target_of = t.p.target
         bodies: list[tuple[int, int, SigMatch]] = []
         counts: dict[int, list[int]] = {}
-        for pid, end in self._matcher.candidates(buf).items():
+        for n, (pid, end) in enumerate(self._matcher.candidates(buf).items()):
             if target_of[pid] not in targets:
                 continue
+            if check_time is not None and n % _CHECK_TIME_EVERY == 0:
+                check_time()
             count, first_end = self._confirm(pid, buf, end, t.count_of.get(pid, 1))
             if not count:
                 continue
