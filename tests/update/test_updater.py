@@ -123,3 +123,39 @@ def test_signed_manifests_with_a_key(installed: Path) -> None:
     key_file.chmod(0o644)
     with pytest.raises(ConfigError, match="readable by others"):
         update_from(cfg, settings(cfg), str(signed))
+
+
+def test_an_unchanged_mirror_is_not_downloaded_again(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    src = mirror(tmp_path / "m", "one")
+    first = update_from(cfg, settings(cfg), str(src))
+    # only the manifest is left to fetch: a second download would be refused
+    (src / "test.hdb").unlink()
+    (src / "extra.ndb").unlink()
+    again = update_from(cfg, settings(cfg), str(src))
+    assert (again.state, again.name) == ("up to date", first.name)
+
+
+def test_files_the_set_in_use_holds_are_copied_not_fetched(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    update_from(cfg, settings(cfg), str(mirror(tmp_path / "m1", "one", created=1_800_000_000)))
+    # the new set shares extra.ndb (Body-one) with the set in use, which the mirror lacks
+    src = mirror(tmp_path / "m2", "one", "two", created=1_800_000_100)
+    shared = (src / "extra.ndb").read_bytes()
+    (src / "extra.ndb").unlink()
+    result = update_from(cfg, settings(cfg), str(src))
+    assert result.state == "installed"
+    assert (tmp_path / "db" / "signatures" / "extra.ndb").read_bytes() == shared
+    assert _scan(tmp_path, "two") == "Test.Update.two"
+
+
+def test_a_damaged_file_of_the_set_in_use_is_fetched_instead(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    update_from(cfg, settings(cfg), str(mirror(tmp_path / "m1", "one", created=1_800_000_000)))
+    held = tmp_path / "db" / "signatures" / "extra.ndb"
+    good = held.read_bytes()
+    held.write_bytes(good.replace(b"Body", b"BODY"))  # same size, other bytes
+    src = mirror(tmp_path / "m2", "one", "two", created=1_800_000_100)
+    assert update_from(cfg, settings(cfg), str(src)).state == "installed"
+    assert (tmp_path / "db" / "signatures" / "extra.ndb").read_bytes() == good
+    assert not list((tmp_path / "db" / "signatures.sets").glob(".staging-*"))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from mailwarden.update import SetStore, Watcher
+import pytest
+
+from mailwarden.update import Manifest, SetStore, Watcher, updater
 from update.helpers import config, hdb_line, settings
 
 
@@ -79,3 +82,30 @@ def test_run_polls_with_the_injected_sleep(tmp_path: Path) -> None:
     watcher.run(sleep=slept.append, stop=lambda: len(slept) >= 3)
     assert slept == [30.0, 30.0, 30.0]  # [update] watch_interval
     assert SetStore(tmp_path / "db" / "signatures").current() is not None
+
+
+def test_a_file_removed_while_copied_is_tried_again_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    watched = tmp_path / "clamav"
+    _freshclam(watched, "one", mtime=1_800_000_000)
+    cfg = config(tmp_path)
+    watcher = Watcher(cfg, settings(cfg), watched)
+    real = updater.make_manifest
+
+    def hashed_then_removed(folder: Path, **kwargs: Any) -> Manifest:
+        manifest = real(folder, **kwargs)
+        (folder / "daily.hdb").unlink()  # freshclam replaces it between hash and copy
+        return manifest
+
+    monkeypatch.setattr(updater, "make_manifest", hashed_then_removed)
+    watcher.step()
+    assert watcher.step() is None
+    assert "daily.hdb" in caplog.text and "trying again" in caplog.text
+    assert SetStore(tmp_path / "db" / "signatures").current() is None
+
+    monkeypatch.undo()
+    _freshclam(watched, "one", mtime=1_800_000_000)
+    assert watcher.step() is None
+    result = watcher.step()
+    assert result is not None and result.state == "installed"

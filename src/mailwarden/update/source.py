@@ -2,13 +2,17 @@
 
 Usage::
 
-    manifest = fetch(source, staging, key=key, settings=settings)
+    manifest = fetch(source, staging, key=key, settings=settings, in_use=(manifest, folder))
 
 ``source`` is a folder holding ``MANIFEST`` and the files it lists, or an
 ``http://``/``https://`` base URL under which ``MANIFEST`` and each file are
 found (another node's ``update --serve-mirror``, or any web server).  Each
 file is streamed into ``staging`` while its SHA-256 is computed; a file that
 is larger than the manifest says, shorter, or hashes differently is refused.
+With ``in_use`` (the manifest and folder of the set in use), a manifest
+listing the same files fetches nothing, and a file the set in use already
+holds with the same digest is copied from it (and verified) instead of
+fetched: a timer that asks every half hour costs one small request.
 
 SECURITY: TLS certificates are verified (the system's CAs or ``ca_file``);
 a redirect from https to http is refused.  Names come from the verified
@@ -46,19 +50,29 @@ def is_url(source: str) -> bool:
 
 
 def fetch(
-    source: str, staging: Path, *, key: bytes | None, settings: UpdateSettings
+    source: str,
+    staging: Path,
+    *,
+    key: bytes | None,
+    settings: UpdateSettings,
+    in_use: tuple[Manifest, Path] | None = None,
 ) -> tuple[Manifest, bytes]:
     """Read the manifest, then every file into ``staging``; returns the verified manifest
-    and its text."""
+    and its text.  Nothing is fetched when it lists the files of ``in_use``."""
     with _open(source, MANIFEST_NAME, settings) as stream:
         data = stream.read(MAX_MANIFEST + 1)
     manifest = parse(data, key=key, origin=_where(source, MANIFEST_NAME))
+    if in_use is not None and in_use[0].same_files(manifest):
+        return manifest, data
     for entry in manifest.files:
         if entry.size > settings.max_file_size:
             raise FetchError(
                 f"{entry.name}: {entry.size} bytes is over [update] max_file_size "
                 f"({settings.max_file_size})"
             )
+        held = in_use[1] if in_use is not None and in_use[0].entry(entry.name) == entry else None
+        if held is not None and _copy_local(held, staging, entry):
+            continue
         with _open(source, entry.name, settings) as stream:
             copy_verified(stream, staging / entry.name, entry, _where(source, entry.name))
     return manifest, data
@@ -85,6 +99,18 @@ def copy_verified(stream: IO[bytes], target: Path, entry: Entry, origin: str) ->
         raise FetchError(f"{origin}: {size} bytes, the manifest lists {entry.size} (truncated?)")
     if digest.hexdigest() != entry.sha256:
         raise FetchError(f"{origin}: SHA-256 does not match the manifest (corrupt or tampered)")
+
+
+def _copy_local(folder: Path, staging: Path, entry: Entry) -> bool:
+    """Copy an unchanged file of the set in use; False (and nothing left) if it fails."""
+    target = staging / entry.name
+    try:
+        with open(folder / entry.name, "rb") as stream:
+            copy_verified(stream, target, entry, str(folder / entry.name))
+    except (OSError, FetchError):
+        target.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def _where(source: str, name: str) -> str:

@@ -65,8 +65,11 @@ def update_from(
     """Fetch the set at ``source`` (mirror folder or URL) and install it."""
     key = settings.load_key()
     sets = SetStore(settings.database_dir, keep=settings.keep)
+    current = sets.current()
+    found = sets.manifest_of(current) if current else None
+    in_use = (found[0], sets.folder(current)) if found and current else None
     with sets.staging() as folder:
-        manifest, text = fetch(source, folder, key=key, settings=settings)
+        manifest, text = fetch(source, folder, key=key, settings=settings, in_use=in_use)
         return _install(config, settings, sets, folder, manifest, text, force=force)
 
 
@@ -222,7 +225,9 @@ class Watcher:
             log.error("%s: %s; the installed set is kept", self.folder, exc)
             self._done = snap
             return None
-        except MailwardenError as exc:  # changed while copied: next poll tries again
+        # changed while copied, removed meanwhile, a folder it cannot write: the
+        # next poll tries again (a watcher must outlive it, under serve too)
+        except (MailwardenError, OSError) as exc:
             log.warning("%s: %s; trying again", self.folder, exc)
             self._seen = None
             return None
