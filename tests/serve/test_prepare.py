@@ -15,6 +15,7 @@ import pytest
 from mailwarden.config import defaults
 from mailwarden.privileges import resolve_identity
 from mailwarden.serve import prepare_folders
+from mailwarden.serve.prepare import folders
 from serve.harness import ServeRun
 from support.tools import require
 
@@ -52,6 +53,15 @@ def test_only_missing_folders_are_created_and_handed_over(tmp_path: Path) -> Non
     # an existing folder keeps its owner and mode
     assert existing.stat().st_uid == 0
     assert stat.S_IMODE(existing.stat().st_mode) == 0o755
+
+
+def test_the_watchers_signature_folder_is_prepared_only_when_it_runs() -> None:
+    config = defaults()
+    config["update"]["database_dir"] = "/srv/mw-signatures/signatures"
+    assert Path("/srv/mw-signatures") not in folders(config)
+    config["serve"]["agents"] = ["update-watch"]
+    # it makes DATABASE_DIR.sets and switches the link in there
+    assert Path("/srv/mw-signatures") in folders(config)
 
 
 def test_nothing_is_prepared_for_the_current_user(tmp_path: Path) -> None:

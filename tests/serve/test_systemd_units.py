@@ -1,5 +1,6 @@
 """The unit files in systemd/: systemd accepts them, each runs a real command, the
-single units and the supervisor's exclude each other, and every unit is hardened."""
+single units and the supervisor's exclude each other, every unit is hardened, and
+the update timer runs the one-shot update beside either."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ from support.tools import require
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 SUPERVISOR = "mailwarden.service"
 SINGLE = ["mailwarden-daemon.service", *(f"mailwarden-{a}.service" for a in SERVE_AGENTS)]
+#: `mailwarden update` from [update] source, started by its timer
+UPDATE = "mailwarden-update.service"
+TIMER = "mailwarden-update.timer"
+SERVICES = [SUPERVISOR, *SINGLE, UPDATE]
 HARDENING = {
     "NoNewPrivileges": "yes",
     "CapabilityBoundingSet": "",
@@ -45,18 +50,22 @@ def _settings(unit: str) -> dict[str, str]:
     return values
 
 
-def test_there_is_a_unit_for_the_supervisor_the_daemon_and_every_agent() -> None:
-    assert sorted(p.name for p in UNITS.glob("*.service")) == sorted([SUPERVISOR, *SINGLE])
+def test_there_is_a_unit_for_the_supervisor_the_daemon_every_agent_and_updates() -> None:
+    assert sorted(p.name for p in UNITS.glob("*.service")) == sorted(SERVICES)
+    assert sorted(p.name for p in UNITS.glob("*.timer")) == [TIMER]
+    assert sorted(p.name for p in UNITS.iterdir()) == sorted([*SERVICES, TIMER])
 
 
-@pytest.mark.parametrize("unit", [SUPERVISOR, *SINGLE])
+@pytest.mark.parametrize("unit", [*SERVICES, TIMER])
 def test_systemd_accepts_the_unit(unit: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     require(analyze is not None, "systemd-analyze is not installed (apt-get install systemd)")
-    # verify wants the programs to exist: point them at this checkout's command
+    # verify wants the programs to exist: point them at this checkout's command;
+    # a timer is checked with the service it starts beside it
     mailwarden = Path(sys.executable).with_name("mailwarden")
-    text = (UNITS / unit).read_text().replace("/usr/bin/mailwarden", str(mailwarden))
-    (tmp_path / unit).write_text(text)
+    for name in {unit, UPDATE} if unit == TIMER else {unit}:
+        text = (UNITS / name).read_text().replace("/usr/bin/mailwarden", str(mailwarden))
+        (tmp_path / name).write_text(text)
     result = subprocess.run(
         [str(analyze), "verify", str(tmp_path / unit)],
         capture_output=True,
@@ -67,7 +76,7 @@ def test_systemd_accepts_the_unit(unit: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("unit", [SUPERVISOR, *SINGLE])
+@pytest.mark.parametrize("unit", SERVICES)
 def test_the_command_exists_and_runs_unprivileged_and_hardened(unit: str) -> None:
     settings = _settings(unit)
     argv = settings["ExecStart"].split()
@@ -94,3 +103,27 @@ def test_the_supervisor_gets_time_to_stop_agents_then_the_daemon() -> None:
     stop_timeout = defaults()["serve"]["stop_timeout"]
     assert int(_settings(SUPERVISOR)["TimeoutStopSec"]) > 2 * stop_timeout
     assert _settings(SUPERVISOR)["KillMode"] == "mixed"
+
+
+def test_the_update_timer_runs_the_one_shot_update_beside_either_setup() -> None:
+    timer = _settings(TIMER)
+    assert timer["WantedBy"] == "timers.target"
+    assert timer.get("Unit", UPDATE) == UPDATE
+    assert timer["OnCalendar"] and timer["Persistent"] == "yes"
+    update = _settings(UPDATE)
+    assert update["Type"] == "oneshot"
+    assert update["ExecStart"].split()[1:] == ["update"]
+    # a fetch does not stop the supervisor or the daemon, and is started by the timer only
+    assert "Conflicts" not in update
+    assert "WantedBy" not in update
+
+
+def test_the_update_agents_run_update_in_their_mode() -> None:
+    assert _settings("mailwarden-update-watch.service")["ExecStart"].split()[1:] == [
+        "update",
+        "--watch",
+    ]
+    assert _settings("mailwarden-update-mirror.service")["ExecStart"].split()[1:] == [
+        "update",
+        "--serve-mirror",
+    ]

@@ -399,6 +399,8 @@ SERVE_AGENTS: tuple[str, ...] = (
     "mda-agent",
     "web",
     "metrics",
+    "update-watch",
+    "update-mirror",
 )
 
 
@@ -1479,9 +1481,10 @@ SECTIONS: tuple[Section, ...] = (
                 "agents",
                 [],
                 "list[str]",
-                "Interception agents to start beside the daemon, by command name "
-                "(such as smtp-filter). Each reads its own section of this file. Empty: "
-                "the daemon alone.",
+                "Agents to start beside the daemon, by command name (such as "
+                "smtp-filter; update-watch and update-mirror run `mailwarden update "
+                "--watch` and `--serve-mirror`). Each reads its own section of this file. "
+                "Empty: the daemon alone.",
                 check=_check_agents,
             ),
             Option(
@@ -1536,6 +1539,14 @@ SECTIONS: tuple[Section, ...] = (
                 "float",
                 "Seconds an agent may take to accept connections on its listen address "
                 "after its start; past it, it is killed and counts as a failed start.",
+                minimum=0.1,
+            ),
+            Option(
+                "agent_settle_time",
+                5.0,
+                "float",
+                "Seconds an agent that listens nowhere (update-watch) must keep running "
+                "to count as started; one that exits sooner counts as a failed start.",
                 minimum=0.1,
             ),
             Option(

@@ -43,6 +43,8 @@ class ChildSpec:
     listen: Endpoint | None = None
     #: how long it may take to become ready before it is killed
     start_timeout: float = 0.0
+    #: a child with neither of the above is ready once it has run this long
+    settle: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +54,10 @@ class Agent:
     #: the arguments it gets after ``-c CONFIG``
     args: Callable[[Config], list[str]]
     #: the key of that section that holds where it listens (HOST:PORT,
-    #: unix:PATH or Sendmail's inet:PORT@HOST)
+    #: unix:PATH or Sendmail's inet:PORT@HOST); "" for one that listens nowhere
     listen_key: str = "listen"
+    #: the mailwarden command it runs, when that is not its name
+    command: str = ""
 
 
 def _daemon_socket(config: Config) -> list[str]:
@@ -72,6 +76,12 @@ AGENTS: Mapping[str, Agent] = {
     # read the store and ask the daemon on the sockets their sections name
     "web": Agent("web", lambda _config: []),
     "metrics": Agent("metrics", lambda _config: []),
+    # signature updates: follow freshclam's folder ([update] watch_dir), and
+    # publish the set in use to other nodes ([update] mirror_listen)
+    "update-watch": Agent("update", lambda _config: ["--watch"], listen_key="", command="update"),
+    "update-mirror": Agent(
+        "update", lambda _config: ["--serve-mirror"], listen_key="mirror_listen", command="update"
+    ),
 }
 
 
@@ -119,15 +129,18 @@ def plan(config: Config, settings: ServeSettings) -> list[ChildSpec]:
         specs.append(
             ChildSpec(
                 name,
-                command(name, settings, agent.args(config)),
+                command(agent.command or name, settings, agent.args(config)),
                 listen=endpoint,
                 start_timeout=settings.agent_start_timeout,
+                settle=settings.agent_settle_time,
             )
         )
     return specs
 
 
 def _endpoint(config: Config, agent: Agent) -> Endpoint | None:
+    if not agent.listen_key:
+        return None
     text = config[agent.section].get(agent.listen_key) or ""
     if not text:
         return None

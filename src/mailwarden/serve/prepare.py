@@ -8,7 +8,8 @@ Usage::
     drop_privileges(identity)
 
 The folders are those of the daemon's socket and pid file, the signature
-cache, and the store's database and quarantine spool.  Under systemd the
+cache, the store's database and quarantine spool, and with update-watch
+the one that holds ``[update] database_dir``.  Under systemd the
 units' RuntimeDirectory=, StateDirectory= and CacheDirectory= do the same,
 and serve then runs as that user and this step does nothing.
 
@@ -50,6 +51,10 @@ def folders(config: Config) -> list[Path]:
         Path(config["engine"]["cache_dir"]) if config["engine"]["cache_dir"] else None,
         Path(config["store"]["database"]).parent,
         Path(config["store"]["spool_dir"]).parent,
+        # update-watch makes the sets folder and switches the link in there
+        Path(config["update"]["database_dir"]).parent
+        if "update-watch" in config["serve"]["agents"]
+        else None,
     ]
     unique: list[Path] = []
     for path in paths:

@@ -30,6 +30,7 @@ class ServeSettings:
     stable_after: float
     start_failures: int
     agent_start_timeout: float
+    agent_settle_time: float
     daemon_start_timeout: float
     stop_timeout: float
 
@@ -46,6 +47,7 @@ class ServeSettings:
             stable_after=s["stable_after"],
             start_failures=s["start_failures"],
             agent_start_timeout=s["agent_start_timeout"],
+            agent_settle_time=s["agent_settle_time"],
             daemon_start_timeout=s["daemon_start_timeout"],
             stop_timeout=s["stop_timeout"],
         )

@@ -7,7 +7,8 @@ privileges)::
 
 - The daemon starts first; the agents start once it answers PING, so the
   first message an agent takes can be scanned.  An agent is ready once it
-  holds a socket listening on its address (``listening.py``).
+  holds a socket listening on its address (``listening.py``); one that
+  listens nowhere (update-watch), once it has run ``agent_settle_time``.
 - A child that exits is started again after a delay that doubles with each
   exit in a row (``backoff.py``); one that keeps exiting before it is ready
   is given up on with an error line naming it, and the others keep serving.
@@ -205,6 +206,13 @@ class Supervisor:
 
             probe, what = probe_listen, f"listening socket on {endpoint}"
         else:
+            # no socket to look for (update-watch): ready once it has kept running
+            # a while, like supervisord's startsecs, so one that dies of a bad
+            # configuration counts as a failed start and is given up on
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), spec.settle)
+            if proc.returncode is not None:
+                return  # _keep reports how it exited
             probe, what = None, ""
         if probe is not None:
             log.debug("%s: waiting for its %s", spec.name, what)
