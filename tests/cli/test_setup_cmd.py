@@ -93,6 +93,7 @@ def test_asks_for_the_mode_then_before_applying(tmp_path: Path) -> None:
 
 def test_lists_the_mtas_and_applies_on_yes(tmp_path: Path) -> None:
     home = qmail_home(tmp_path / "var-qmail", tmp_path / "queue", qmailqueue=False)
+    original = tree_snapshot(home)
     term = Terminal(_base(home, tmp_path))
     text = term.expect("Which MTA?")
     number = next(
@@ -109,6 +110,15 @@ def test_lists_the_mtas_and_applies_on_yes(tmp_path: Path) -> None:
     term.expect("applied; manifest:")
     assert term.wait() == 0
     assert (home / "bin" / "qmail-queue.orig").exists()
+
+    # the undo is listed and asked too
+    term = Terminal([*_base(home, tmp_path), "--uninstall"])
+    term.expect("Undo the setup? [y/N]")
+    assert f"{home / 'bin' / 'qmail-queue.orig'}: remove (setup created it)" in term.seen
+    term.send("y")
+    term.expect("qmail: uninstalled")
+    assert term.wait() == 0
+    assert tree_snapshot(home) == original
 
 
 def test_without_a_terminal_setup_does_not_guess(tmp_path: Path) -> None:

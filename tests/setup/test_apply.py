@@ -195,7 +195,19 @@ def test_edit_after_setup_is_never_silently_discarded(etc: Path, setup_ctx: Ctx)
     assert not (etc / "built").exists()  # the untouched files were restored
 
     refused = Lines()
-    assert uninstall(ctx, "toy", ask=lambda q: False, out=refused, running=False) == [str(main)]
+    with pytest.raises(SetupCancelled):
+        uninstall(ctx, "toy", ask=lambda q: False, out=refused, running=False)
+    assert f"{main}: edited since setup" in refused.text
+    # yes to the undo, no to throwing away the edit
+    kept_again = uninstall(
+        ctx, "toy", ask=lambda q: q == "Undo the setup?", out=refused, running=False
+    )
+    assert kept_again == [str(main)]
+    assert main.read_text().endswith("local = admin\n")
+
+    looked = Lines()
+    assert uninstall(ctx, "toy", ask=pytest.fail, out=looked, running=False, dry_run=True) == []
+    assert "dry run: nothing was changed" in looked.text
     assert main.read_text().endswith("local = admin\n")
 
     assert uninstall(ctx, "toy", ask=lambda q: True, out=Lines(), running=False) == []

@@ -354,7 +354,7 @@ def test_an_edit_after_setup_is_kept_by_yes_and_shown(rig: Rig) -> None:
     )
     asked: list[str] = []
     assert uninstall(ctx, "postfix", ask=lambda q: asked.append(q) or True, out=print) == []
-    assert asked and "main.cf" in asked[0]
+    assert asked[0] == "Undo the setup?" and "main.cf" in asked[1]
     assert rig.site.snapshot() == original
 
 

@@ -240,13 +240,19 @@ def run(args: argparse.Namespace) -> int:
                     + ")"
                 )
             mta = installed[0]
-        kept = uninstall(ctx, mta, ask=ask, out=_print)
+        try:
+            kept = uninstall(ctx, mta, ask=ask, out=_print, dry_run=args.dry_run)
+        except SetupCancelled as exc:
+            print(exc)
+            return 1
         return 1 if kept else 0
 
     mta, mode = args.mta, args.mode
     if mta is None or mode is None:
         if not _interactive():
             raise SetupError("without a terminal, give --mta and --mode")
+        if mta is not None and INTEGRATIONS[mta].detect(ctx) is None:
+            raise SetupError(f"{mta}: not installed on this host; nothing was changed")
         picked = _pick(ctx, mta, mode, available())
         if picked is None:
             print("cancelled: nothing was changed")

@@ -496,25 +496,48 @@ def uninstall(
     ask: Ask,
     out: Out,
     running: bool | None = None,
+    dry_run: bool = False,
 ) -> list[str]:
     """Restore every file the manifest of ``mta`` records; return the paths kept.
 
-    A file edited since setup is shown as a diff (what setup left -> what is
-    there now) and restored only if ``ask`` agrees; with ``ask=None`` it is
-    kept and reported.  The manifest goes when nothing was kept; otherwise it
-    stays, listing only the kept files, so a later run can finish the job.
+    What will happen to each file is listed first and ``ask`` is asked once
+    (:class:`SetupCancelled` on no); ``dry_run`` stops after the list.  A file
+    edited since setup is then shown as a diff (what setup left -> what is
+    there now) and restored only if ``ask`` agrees again; with ``ask=None`` it
+    is kept and reported.  The manifest goes when nothing was kept; otherwise
+    it stays, listing only the kept files, so a later run can finish the job.
     """
-    if recover(ctx, mta, out=out):
+    if dry_run:
+        interrupted = load_manifest(ctx, mta)
+        if interrupted is not None and interrupted.state == "applying":
+            out(f"{mta}: a setup run did not finish; --uninstall restores its files")
+            out("dry run: nothing was changed")
+            return []
+    elif recover(ctx, mta, out=out):
         return []
     manifest = load_manifest(ctx, mta)
     if manifest is None:
         raise SetupError(
             f"{mta}: not set up (no manifest in {state_dir(ctx) / mta}); nothing to undo"
         )
+    states = [(rec, _file_state(rec)) for rec in manifest.files]
+    out(f"{mta}: undo mode {manifest.mode} (set up {manifest.completed}):")
+    for rec, state in states:
+        if state == "as before setup":
+            action = "already as before setup"
+        elif state == "as set up":
+            action = f"restore from {rec.backup}" if rec.existed else "remove (setup created it)"
+        else:
+            action = f"{state}: its changes are shown and kept unless you agree"
+        out(f"  {rec.path}: {action}")
+    if dry_run:
+        out("dry run: nothing was changed")
+        return []
+    if ask is not None and not ask("Undo the setup?"):
+        raise SetupCancelled("cancelled: nothing was changed")
     kept: list[FileRecord] = []
     restored = 0
-    for rec in manifest.files:
-        state = _file_state(rec)
+    for rec, state in states:
         if state == "as before setup":
             continue
         if state in ("edited since setup", "missing"):
