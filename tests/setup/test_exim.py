@@ -135,6 +135,8 @@ def test_content_filter_adds_four_files_to_the_split_configuration(
     assert "condition = ${if !={$received_port}{MAILWARDEN_RETURN_PORT}}" in router
     assert "no_verify" in router  # recipient verification stays with Debian's routers
     assert "!hosts = <; 127.0.0.0/8 ; ::1\n" in texts["acl/25_mailwarden"]
+    # [smtp_filter] scan_timeout 150 + 2 x downstream_timeout 300 + 60
+    assert "  final_timeout = 810s\n" in texts["transport/30_mailwarden"]
     # the router sorts right after the section header, before Debian's first router
     names = sorted([*(p.name for p in (conf_d / "router").iterdir()), "050_mailwarden"])
     assert names[:2] == ["00_exim4-config_header", "050_mailwarden"]

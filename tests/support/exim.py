@@ -210,6 +210,8 @@ class EximInstance:
             "  driver = smtp",
             "  allow_localhost",
             "  hosts_avoid_tls = *",
+            # docs/exim.md: longer than the filter's scan and hand-back
+            "  final_timeout = 810s",
             "",
         ]
         return "\n".join(

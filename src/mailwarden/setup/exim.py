@@ -9,7 +9,8 @@ instead) is refused: edit it by hand after docs/exim.md.
 
 * ``content-filter`` (after queue): a ``manualroute`` router first of all
   that sends mail not received on the return port to ``mailwarden
-  smtp-filter`` (``[smtp_filter] listen``) through an ``smtp`` transport;
+  smtp-filter`` (``[smtp_filter] listen``) through an ``smtp`` transport
+  whose ``final_timeout`` outlasts the filter's scan and hand-back;
   the filter hands it back on ``[smtp_filter] downstream``'s port, which
   Exim listens on too (``daemon_smtp_ports``) and which a connect ACL keeps
   to loopback clients (and the filter's own address).  The router is
@@ -221,12 +222,16 @@ def _content_filter(config: Config, parts: _Parts) -> list[str]:
         + "  no_expn\n"
         + "  transport = mailwarden_filter_smtp\n"
     )
+    # the filter answers the final dot after the scan and the hand-back; Exim must wait
+    # longer than that (its default is 10 minutes), or a late 250 makes a duplicate
+    wait = int(float(section["scan_timeout"]) + 2 * float(section["downstream_timeout"]) + 60)
     parts.sections["transport"] = (
         header
         + "mailwarden_filter_smtp:\n"
         + "  driver = smtp\n"
         + "  allow_localhost\n"
         + "  hosts_avoid_tls = *\n"
+        + f"  final_timeout = {wait}s\n"
     )
     return [
         f"mail goes to mailwarden smtp-filter on {host}:{port} ([smtp_filter] listen) and "
