@@ -75,7 +75,26 @@ _REINJECT_PROXY = (
 
 
 def _config_dir(ctx: SetupContext) -> Path:
-    return (ctx.mta_config_dir or SYSTEM_CONFIG_DIR).absolute()
+    """``--mta-config-dir``, else the folder Postfix itself reports (``config_directory``)."""
+    if ctx.mta_config_dir is not None:
+        return ctx.mta_config_dir.absolute()
+    postconf = shutil.which("postconf", path=search_path(ctx))
+    if postconf is not None:
+        try:
+            done = subprocess.run(
+                [postconf, "-h", "config_directory"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return SYSTEM_CONFIG_DIR
+        reported = done.stdout.strip()
+        if done.returncode == 0 and reported.startswith("/"):
+            return Path(reported)
+    return SYSTEM_CONFIG_DIR
 
 
 class _Postfix:
