@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +162,27 @@ def test_a_damaged_file_of_the_set_in_use_is_fetched_instead(tmp_path: Path) -> 
     assert update_from(cfg, settings(cfg), str(src)).state == "installed"
     assert (tmp_path / "db" / "signatures" / "extra.ndb").read_bytes() == good
     assert not list((tmp_path / "db" / "signatures.sets").glob(".staging-*"))
+
+
+def test_an_install_waits_while_another_holds_the_sets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = config(tmp_path)
+    src = mirror(tmp_path / "m", "one")
+    results: list[str] = []
+    second = threading.Thread(
+        target=lambda: results.append(update_from(cfg, settings(cfg), str(src)).state)
+    )
+    with (
+        caplog.at_level(logging.INFO, logger="mailwarden.update"),
+        SetStore(tmp_path / "db" / "signatures").lock(),
+    ):
+        second.start()
+        deadline = time.monotonic() + 60
+        while "another update is installing" not in caplog.text:
+            assert time.monotonic() < deadline, "the second install did not wait"
+            time.sleep(0.02)
+        assert _installed(tmp_path) is None and results == []
+    second.join(60)
+    assert results == ["installed"]
+    assert _scan(tmp_path, "one") == "Test.Update.one"

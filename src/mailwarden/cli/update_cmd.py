@@ -164,12 +164,13 @@ def _status(settings: UpdateSettings) -> int:
 
 def _rollback(settings: UpdateSettings) -> int:
     sets = SetStore(settings.database_dir, keep=settings.keep)
-    name = sets.rollback()
-    print(f"switched to {name}")
-    if settings.reload:
-        outcome = reload_for(settings, None)
-        print(f"daemon: {outcome.state}: {outcome.detail}")
-        return 0 if outcome.ok else 1
+    with sets.lock():
+        name = sets.rollback()
+        print(f"switched to {name}")
+        if settings.reload:
+            outcome = reload_for(settings, None)
+            print(f"daemon: {outcome.state}: {outcome.detail}")
+            return 0 if outcome.ok else 1
     return 0
 
 

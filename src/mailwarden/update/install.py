@@ -16,6 +16,7 @@ Usage::
     name = sets.install(folder, manifest_bytes, manifest)
     sets.switch(name)                                  # one rename: atomic
     sets.rollback()
+    with sets.lock(): ...                              # one install at a time
 
 A new set is written into a staging folder beside the others, verified and
 test-loaded there, then renamed into place, and the link is replaced by
@@ -23,6 +24,9 @@ renaming a new link over it (rename(2) is atomic), so the link always
 leads to one complete set and no file is changed in place; the daemon is
 asked to reload only after the switch.  The
 previous ``keep`` sets stay for ``--rollback``; older ones are removed.
+An install (fetch to reload) or a rollback holds ``.lock`` in the sets
+folder, so a timer's run, ``--watch`` and a run by hand wait for each
+other instead of switching under each other's reload.
 
 SECURITY: needs write access to the folder above ``database_dir``; nothing
 here follows a name from a manifest outside the staging folder.  A
@@ -33,6 +37,8 @@ than moved, since it may be another program's.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
 import secrets
 import shutil
@@ -42,6 +48,8 @@ from pathlib import Path
 
 from mailwarden.errors import MailwardenError
 from mailwarden.update.manifest import Manifest, parse
+
+log = logging.getLogger("mailwarden.update")
 
 
 class InstallError(MailwardenError):
@@ -60,6 +68,23 @@ class SetStore:
                 f"{self.live} is a folder, not the link `mailwarden update` manages; move it "
                 "away or name another [update] database_dir"
             )
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the sets for one install or rollback; another one waits until it ends."""
+        self.check_live()
+        self.sets.mkdir(mode=0o755, parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.sets / ".lock", flags, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("%s: another update is installing; waiting for it", self.sets)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:

@@ -65,12 +65,13 @@ def update_from(
     """Fetch the set at ``source`` (mirror folder or URL) and install it."""
     key = settings.load_key()
     sets = SetStore(settings.database_dir, keep=settings.keep)
-    current = sets.current()
-    found = sets.manifest_of(current) if current else None
-    in_use = (found[0], sets.folder(current)) if found and current else None
-    with sets.staging() as folder:
-        manifest, text = fetch(source, folder, key=key, settings=settings, in_use=in_use)
-        return _install(config, settings, sets, folder, manifest, text, force=force)
+    with sets.lock():
+        current = sets.current()
+        found = sets.manifest_of(current) if current else None
+        in_use = (found[0], sets.folder(current)) if found and current else None
+        with sets.staging() as folder:
+            manifest, text = fetch(source, folder, key=key, settings=settings, in_use=in_use)
+            return _install(config, settings, sets, folder, manifest, text, force=force)
 
 
 def update_from_folder(
@@ -80,7 +81,7 @@ def update_from_folder(
     sets = SetStore(settings.database_dir, keep=settings.keep)
     manifest = make_manifest(source)
     text = render(manifest, settings.load_key())
-    with sets.staging() as folder:
+    with sets.lock(), sets.staging() as folder:
         for entry in manifest.files:
             # hashed a moment ago: a file freshclam changes meanwhile no longer matches
             with open(source / entry.name, "rb") as fh:
