@@ -15,6 +15,7 @@ that fails (every file restored).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -251,6 +252,15 @@ def test_exim_not_installed_is_a_clear_error_and_changes_nothing(tmp_path: Path)
 # --- applied for real -----------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _logs_on_failure(rig: Rig) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        print(rig.site.output())
+        raise
+
+
 @pytest.mark.parametrize("split", [True, False], ids=["split", "unsplit"])
 @pytest.mark.parametrize("mode", ["content-filter", "malware-acl", "mda"])
 def test_setup_passes_exims_check_and_uninstall_restores_every_byte(
@@ -306,7 +316,7 @@ def test_malware_acl_refuses_eicar_at_data_through_the_generated_configuration(
     apply(EXIM.plan(ctx, "malware-acl"), ctx, ask=None, out=print)
     rig.stack.start_daemon()
     rig.site.start(rig.ports["smtp"])
-    try:
+    with _logs_on_failure(rig):
         clean, clean_id = make_message(sender=SENDER, to=RCPT)
         assert data_reply(rig.ports["smtp"], SENDER, [RCPT], clean)[0] == 250
         wait_until(lambda: rig.delivered(clean_id), 60, "the clean message at the sink")
@@ -316,9 +326,6 @@ def test_malware_acl_refuses_eicar_at_data_through_the_generated_configuration(
         assert code == 550, text
         assert "Infected: Eicar-Test-Signature" in text
         assert rig.delivered(infected_id) == []
-    except BaseException:
-        print(rig.site.output())
-        raise
 
 
 def test_content_filter_carries_mail_through_smtp_filter_and_back(
@@ -333,7 +340,7 @@ def test_content_filter_carries_mail_through_smtp_filter_and_back(
         "filter", "smtp-filter", ports["filter"], "--downstream", f"127.0.0.1:{ports['return']}"
     )
     rig.site.start(ports["smtp"], ports["return"])
-    try:
+    with _logs_on_failure(rig):
         clean, clean_id = make_message(sender=SENDER, to=RCPT)
         assert data_reply(ports["smtp"], SENDER, [RCPT], clean)[0] == 250
         wait_until(lambda: rig.delivered(clean_id), 60, "the clean message at the sink")
@@ -345,9 +352,6 @@ def test_content_filter_carries_mail_through_smtp_filter_and_back(
         wait_until(lambda: in_quarantine(rig.stack, infected_id), 60, "EICAR in the quarantine")
         wait_until(lambda: rig.site.queued() == [], 60, "an empty Exim queue")
         assert rig.delivered(infected_id) == []
-    except BaseException:
-        print(rig.site.output())
-        raise
 
 
 def test_mda_hands_local_mail_to_mailwarden_mda_through_the_generated_configuration(
@@ -364,8 +368,7 @@ def test_mda_hands_local_mail_to_mailwarden_mda_through_the_generated_configurat
     rig.site.deliver_as(MAIL_USER)
     rig.site.start(rig.ports["smtp"])
     to = f"{MAIL_USER}@{LOCAL_DOMAIN}"
-
-    try:
+    with _logs_on_failure(rig):
         clean, clean_id = make_message(sender=SENDER, to=to)
         assert data_reply(rig.ports["smtp"], SENDER, [to], clean)[0] == 250
         wait_until(lambda: any(clean_id.encode() in m for m in stored(maildir)), 60, "the Maildir")
@@ -376,9 +379,6 @@ def test_mda_hands_local_mail_to_mailwarden_mda_through_the_generated_configurat
         assert data_reply(rig.ports["smtp"], SENDER, [to], infected)[0] == 250
         wait_until(lambda: in_quarantine(rig.stack, infected_id), 60, "EICAR in the quarantine")
         assert all(infected_id.encode() not in m for m in stored(maildir))
-    except BaseException:
-        print(rig.site.output())
-        raise
 
 
 def test_a_configuration_setup_may_not_read_changes_nothing(

@@ -46,6 +46,7 @@ from mailwarden.config import Config
 from mailwarden.config.load import DEFAULT_PATH
 from mailwarden.setup.marked_block import MarkedBlock
 from mailwarden.setup.mta_tools import (
+    active_line,
     find_program,
     mailwarden_config,
     pid_running,
@@ -168,14 +169,12 @@ class _Parts:
 def _conflicts(text: str, patterns: dict[str, str], where: str) -> None:
     """Refuse settings made outside setup's parts that setup would make again."""
     for what, pattern in patterns.items():
-        for line in text.splitlines():
-            if line.lstrip().startswith("#"):
-                continue
-            if re.search(pattern, line):
-                raise SetupError(
-                    f"exim: {where} already sets {what} ({line.strip()}); setup would set it "
-                    "again: remove it, or add mailwarden by hand (docs/exim.md)"
-                )
+        line = active_line(text, pattern, comment="#")
+        if line is not None:
+            raise SetupError(
+                f"exim: {where} already sets {what} ({line}); setup would set it "
+                "again: remove it, or add mailwarden by hand (docs/exim.md)"
+            )
 
 
 def _content_filter(config: Config, parts: _Parts) -> list[str]:

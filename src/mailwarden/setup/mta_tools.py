@@ -1,4 +1,4 @@
-"""What the Sendmail and Exim integrations share: programs, daemons, values, configuration.
+r"""What the Sendmail and Exim integrations share: programs, daemons, values, configuration.
 
 ::
 
@@ -7,6 +7,7 @@
     pid_running(Path("/run/exim4/exim.pid"))       # is the daemon a pid file names alive?
     safe_value(path, "[daemon] socket")            # or SetupError: no quotes, commas, spaces
     config = mailwarden_config(ctx)                # mailwarden.toml, or the defaults
+    active_line(text, r"^\s*av_scanner\s*=", comment="#")   # a setting made already, or None
 
 SECURITY: reads pid files and mailwarden's configuration, looks programs up
 on the search path the administrator gave and runs them (no shell) only to
@@ -90,6 +91,14 @@ def program_version(argv: list[str], pattern: re.Pattern[str], timeout: float = 
         return None
     match = pattern.search(done.stdout + done.stderr)
     return match.group(1) if match else None
+
+
+def active_line(text: str, pattern: str, *, comment: str) -> str | None:
+    """The first line matching ``pattern`` that is not a comment (``comment`` starts those)."""
+    for line in text.splitlines():
+        if not line.lstrip().startswith(comment) and re.search(pattern, line):
+            return line.strip()
+    return None
 
 
 def mailwarden_config(ctx: SetupContext) -> Config:

@@ -38,6 +38,7 @@ from mailwarden.config import Config
 from mailwarden.config.load import DEFAULT_PATH
 from mailwarden.setup.marked_block import MarkedBlock
 from mailwarden.setup.mta_tools import (
+    active_line,
     find_program,
     mailwarden_config,
     pid_running,
@@ -187,14 +188,12 @@ def _foreign(text: str, pattern: str, where: str, what: str) -> None:
     """Refuse a setting made by hand outside setup's block (it would be doubled)."""
     block = BLOCK.find(text, where) or ""
     outside = text.replace(block, "") if block else text
-    for line in outside.splitlines():
-        if line.lstrip().startswith("dnl"):
-            continue
-        if re.search(pattern, line):
-            raise SetupError(
-                f"sendmail: {where} already has {what} ({line.strip()}); remove it or leave "
-                "the configuration as it is"
-            )
+    line = active_line(outside, pattern, comment="dnl")
+    if line is not None:
+        raise SetupError(
+            f"sendmail: {where} already has {what} ({line}); remove it or leave "
+            "the configuration as it is"
+        )
 
 
 def _milter(text: str, config: Config, where: str) -> tuple[str, list[str], tuple[str, ...]]:
