@@ -109,3 +109,18 @@ def test_a_file_removed_while_copied_is_tried_again_not_fatal(
     assert watcher.step() is None
     result = watcher.step()
     assert result is not None and result.state == "installed"
+
+
+def test_a_missing_folder_is_reported_once_then_followed_when_it_appears(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    watched = tmp_path / "clamav"
+    cfg = config(tmp_path)
+    watcher = Watcher(cfg, settings(cfg), watched)
+    for _ in range(3):
+        assert watcher.step() is None
+    assert caplog.text.count("No such file or directory; waiting for it") == 1
+    _freshclam(watched, "one", mtime=1_800_000_000)
+    watcher.step()
+    result = watcher.step()
+    assert result is not None and result.state == "installed"

@@ -196,13 +196,19 @@ class Watcher:
         self.folder = folder
         self._seen: dict[str, tuple[int, int]] | None = None
         self._done: dict[str, tuple[int, int]] | None = None
+        self._unreadable = False
 
     def snapshot(self) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}
         try:
             children = list(self.folder.iterdir())
-        except OSError:
+        except OSError as exc:
+            # said once, not at every look: freshclam may simply not have run yet
+            if not self._unreadable:
+                log.warning("%s: %s; waiting for it", self.folder, exc.strerror)
+            self._unreadable = True
             return out
+        self._unreadable = False
         for path in children:
             if path.suffix[1:].lower() in SIGNATURE_EXTS:
                 try:
