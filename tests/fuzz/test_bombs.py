@@ -16,8 +16,6 @@ import bz2
 import gzip
 import io
 import json
-import lzma
-import mmap
 import subprocess
 import sys
 import zipfile
@@ -25,13 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import py7zr
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine" / "unpack"))
-from unpack_support import deflated_zeros, zip64_single
-
-from mailwarden.engine.objects import BufferReader
+from unpack_support import deflated_zeros, sevenzip_zeros, xz_zeros, zip64_single
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -75,22 +70,6 @@ def _nested_zip() -> bytes:
     for level in range(5):
         data = _zip([(f"{level}-{i}.zip", data) for i in range(10)])
     return data  # 400 GB if fully expanded
-
-
-def _7z_zeros(size: int) -> bytes:
-    buf = io.BytesIO()
-    with (
-        mmap.mmap(-1, size) as zeros,
-        io.BufferedReader(BufferReader(zeros)) as src,
-        py7zr.SevenZipFile(buf, "w") as arc,
-    ):
-        arc.writef(src, "zeros.bin")
-    return buf.getvalue()
-
-
-def _xz_zeros(size: int) -> bytes:
-    comp = lzma.LZMACompressor(lzma.FORMAT_XZ, preset=1)
-    return b"".join(comp.compress(bytes(MiB)) for _ in range(size // MiB)) + comp.flush()
 
 
 def _bz2_zeros(size: int) -> bytes:
@@ -141,12 +120,15 @@ BOMBS: dict[str, tuple[Callable[[], bytes], Expect]] = {
         lambda: _mail(_attachment("x.gz", gzip.compress(_gzip_raw(deflated_zeros(4 * GiB)), 9))),
         ("unscanned", "limit"),
     ),
-    "xz-256MiB": (lambda: _mail(_attachment("x.xz", _xz_zeros(256 * MiB))), ("unscanned", "limit")),
+    "xz-256MiB": (lambda: _mail(_attachment("x.xz", xz_zeros(256 * MiB))), ("unscanned", "limit")),
     "bzip2-64MiB": (
         lambda: _mail(_attachment("x.bz2", _bz2_zeros(64 * MiB))),
         ("unscanned", "limit"),
     ),
-    "7z-128MiB": (lambda: _mail(_attachment("x.7z", _7z_zeros(128 * MiB))), ("unscanned", "limit")),
+    "7z-128MiB": (
+        lambda: _mail(_attachment("x.7z", sevenzip_zeros(128 * MiB))),
+        ("unscanned", "limit"),
+    ),
     "ten-thousand-parts": (_ten_thousand_parts, ("infected", None)),
     "64KB-header-lines": (_long_header_lines, ("infected", None)),
     "64KB-boundary": (_long_boundary, ("infected", None)),

@@ -7,11 +7,9 @@ a non-fatal limit ends its subtree (noted unscanned), a fatal one ends the walk.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import io
 import lzma
-import mmap
 import struct
 import tracemalloc
 import zipfile
@@ -19,12 +17,20 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import py7zr
 import pytest
-from unpack_support import MiB, deflated_zeros, make_ctx, walk, zip64_single, zip_bytes
+from unpack_support import (
+    MiB,
+    deflated_zeros,
+    make_ctx,
+    sevenzip_zeros,
+    walk,
+    xz_zeros,
+    zip64_single,
+    zip_bytes,
+)
 
 from mailwarden.engine.limits import LimitExceeded
-from mailwarden.engine.objects import BufferReader, WalkContext
+from mailwarden.engine.objects import WalkContext
 
 GiB = 1024 * MiB
 TOTAL = 50 * MiB
@@ -107,25 +113,6 @@ def _overlapping_zip(copies: int) -> bytes:
     return one[:cd_at] + cd + eocd
 
 
-def _xz_zeros(size: int) -> bytes:
-    comp = lzma.LZMACompressor(lzma.FORMAT_XZ, preset=1)
-    chunk = bytes(MiB)
-    return b"".join(comp.compress(chunk) for _ in range(size // MiB)) + comp.flush()
-
-
-@functools.cache
-def _7z_zeros(size: int) -> bytes:
-    buf = io.BytesIO()
-    # an anonymous map reads as zeros without the zeros ever being allocated
-    with (
-        mmap.mmap(-1, size) as zeros,
-        io.BufferedReader(BufferReader(zeros)) as src,
-        py7zr.SevenZipFile(buf, "w") as arc,
-    ):
-        arc.writef(src, "zeros.bin")
-    return buf.getvalue()
-
-
 def _nest(wrap: Callable[[bytes], bytes], data: bytes, levels: int) -> bytes:
     for _ in range(levels):
         data = wrap(data)
@@ -166,14 +153,14 @@ def test_gzip_of_gzip() -> None:
 
 
 def test_xz_bomb() -> None:
-    bomb = _xz_zeros(96 * MiB)
+    bomb = xz_zeros(96 * MiB)
     assert len(bomb) < MiB
     _assert_total_limit(bomb)
     _assert_ratio_noted(bomb)
 
 
 def test_7z_bomb_is_refused_before_decoding() -> None:
-    bomb = _7z_zeros(64 * MiB)
+    bomb = sevenzip_zeros(64 * MiB)
     assert len(bomb) < MiB
     ctx = _bomb_ctx(max_ratio=NO_RATIO)
     stopped, peak = _measure(bomb, ctx)
@@ -186,7 +173,7 @@ def test_7z_bomb_is_refused_before_decoding() -> None:
 
 
 def test_7z_bomb_inside_a_zip_still_respects_the_budget() -> None:
-    bomb = zip_bytes([(f"inner{i}.7z", _7z_zeros(20 * MiB)) for i in range(4)])
+    bomb = zip_bytes([(f"inner{i}.7z", sevenzip_zeros(20 * MiB)) for i in range(4)])
     ctx = _bomb_ctx(max_ratio=NO_RATIO)
     stopped, peak = _measure(bomb, ctx)
     # two fit in the budget; the others are refused before decoding a byte

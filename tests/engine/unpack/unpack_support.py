@@ -8,16 +8,21 @@ tested without the walker itself.
 
 from __future__ import annotations
 
+import functools
 import io
+import lzma
+import mmap
 import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import py7zr
+
 from mailwarden.engine.filetype import sniff
 from mailwarden.engine.limits import LimitExceeded, Limits
-from mailwarden.engine.objects import Child, ScanObject, WalkContext
+from mailwarden.engine.objects import BufferReader, Child, ScanObject, WalkContext
 from mailwarden.engine.unpack import Extractor, extractor_for
 
 MiB = 1024 * 1024
@@ -186,3 +191,24 @@ def rar4_stored(members: list[tuple[str, bytes]], *, encrypted: bool = False) ->
 def chunks(data: bytes, size: int) -> Iterator[bytes]:
     for pos in range(0, len(data), size):
         yield data[pos : pos + size]
+
+
+def xz_zeros(size: int) -> bytes:
+    """An xz stream of ``size`` zero bytes (a multiple of 1 MiB)."""
+    comp = lzma.LZMACompressor(lzma.FORMAT_XZ, preset=1)
+    chunk = bytes(MiB)
+    return b"".join(comp.compress(chunk) for _ in range(size // MiB)) + comp.flush()
+
+
+@functools.cache
+def sevenzip_zeros(size: int) -> bytes:
+    """A 7z archive of one member of ``size`` zero bytes."""
+    buf = io.BytesIO()
+    # an anonymous map reads as zeros without the zeros ever being allocated
+    with (
+        mmap.mmap(-1, size) as zeros,
+        io.BufferedReader(BufferReader(zeros)) as src,
+        py7zr.SevenZipFile(buf, "w") as arc,
+    ):
+        arc.writef(src, "zeros.bin")
+    return buf.getvalue()
