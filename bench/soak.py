@@ -423,7 +423,9 @@ def account(run: Run, queued: int) -> dict[str, Any]:
     ]
     recovery = None
     if run.fault_time is not None:
-        after = [t for t in times.values() if t > run.fault_time + run.args.fault_downtime]
+        # a killed worker is replaced at once; the others are undone after the downtime
+        pause = 0.0 if run.args.fault == "kill-worker" else run.args.fault_downtime
+        after = [t for t in times.values() if t > run.fault_time + pause]
         recovery = round(min(after) - run.fault_time, 1) if after else None
 
     waits = sorted(times[k] - s.accepted_at for k, s in accepted.items() if k in times)
