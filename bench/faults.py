@@ -28,7 +28,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FAULTS = ["kill-daemon", "kill-worker", "kill-agent", "scan-timeout", "quarantine-full"]
+FAULTS = [
+    "kill-daemon",
+    "kill-worker",
+    "kill-agent",
+    "kill-serve",
+    "scan-timeout",
+    "quarantine-full",
+]
 HEADER = (
     "| fault | agent | sessions | minutes | accepted | delivered | quarantined | lost "
     "| duplicated | wrong | delayed > 30 s | delivery p99 / max (s) "
@@ -45,6 +52,8 @@ def run_one(fault: str, args: argparse.Namespace) -> dict[str, object]:
         *("--sessions", str(args.sessions), "--minutes", str(args.minutes)),
         *("--fault-at", str(args.fault_at), "--fault-downtime", str(args.fault_downtime)),
         *("--drain-minutes", str(args.drain_minutes)),
+        # serve can only be killed when it runs the daemon and the filter
+        *(["--supervised"] if fault == "kill-serve" else []),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     for line in reversed(done.stdout.splitlines()):

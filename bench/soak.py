@@ -36,7 +36,10 @@ milter, started again after the downtime), ``scan-timeout`` (the daemon is
 restarted with ``[daemon] scan_timeout`` at its minimum, 0.1 s, so scans
 that need longer time out, for the downtime, then restarted as before),
 ``quarantine-full`` (the quarantine folder is a 16 MiB tmpfs that a filler
-file fills for the downtime).  The report then adds how long after the fault
+file fills for the downtime), ``kill-serve`` (with ``--supervised``: the
+daemon and the filter run under ``mailwarden serve``, which is killed with
+-9 and started again after the downtime; its orphaned children are listed in
+the events and stopped at the end).  The report then adds how long after the fault
 the first message was delivered again.
 
 Prints one JSON line and a Markdown table row; ``--keep`` leaves the run's
@@ -94,7 +97,15 @@ after_queue_reject = "quarantine"
 [headers]
 hostname = "gw.test.example"
 """
-FAULTS = ("none", "kill-daemon", "kill-worker", "kill-agent", "scan-timeout", "quarantine-full")
+FAULTS = (
+    "none",
+    "kill-daemon",
+    "kill-worker",
+    "kill-agent",
+    "kill-serve",
+    "scan-timeout",
+    "quarantine-full",
+)
 _BENCH_ID = re.compile(rb"^X-Bench-Id:[ \t]*([^\r\n]*)", re.MULTILINE | re.IGNORECASE)
 _MESSAGE_ID = re.compile(rb"^Message-ID:[^\r\n]*\r?\n", re.MULTILINE | re.IGNORECASE)
 
@@ -120,6 +131,8 @@ class Run:
     refused: Counter[int] = field(default_factory=Counter)
     rss: dict[str, list[int]] = field(default_factory=lambda: {"daemon": [], "agent": []})
     fault_time: float | None = None
+    #: children of a killed serve, stopped at the end
+    orphans: list[int] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
 
 
@@ -128,6 +141,17 @@ class Run:
 
 def _postconf(pf: PostfixInstance, *settings: str) -> None:
     subprocess.run(["postconf", "-c", str(pf.config_dir), "-e", *settings], check=True)
+
+
+def _start_serve(run: Run) -> None:
+    proc = run.stack._spawn("serve", ["serve", "-c", str(run.stack.config)])
+
+    def up() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"serve exited: {proc.output()}")
+        return port_open(run.agent_port)
+
+    wait_until(up, 120, "serve's filter")
 
 
 def _start_agent(run: Run) -> None:
@@ -189,7 +213,16 @@ def set_up(args: argparse.Namespace) -> Run:
     )
     # the MTA's user must reach the milter's socket
     milter = '\n[milter]\nsocket_mode = "0666"\n' if args.agent == "milter" else ""
-    stack.config.write_text(text + POLICY + milter)
+    served = ""
+    if args.supervised:
+        reinject = f"127.0.0.1:{postfix.ports['reinject']}"
+        # root stays root: serve's drop to another user is not what is measured here
+        served = (
+            '\n[serve]\nagents = ["smtp-filter"]\nuser = "root"\n'
+            f'\n[smtp_filter]\nlisten = "127.0.0.1:{postfix.ports["filter"]}"\n'
+            f'downstream = "{reinject}"\n'
+        )
+    stack.config.write_text(text + POLICY + milter + served)
     if args.fault == "quarantine-full":
         spool = stack.root / "store" / "quarantine"
         spool.mkdir(parents=True, mode=0o700)
@@ -201,14 +234,20 @@ def set_up(args: argparse.Namespace) -> Run:
     if args.agent == "milter":
         add_milter_service(postfix, port=free_port(), milter=f"unix:{milter_socket}")
     postfix.start()
-    stack.start_daemon()
-    _start_agent(run)
+    if args.supervised:
+        _start_serve(run)
+    else:
+        stack.start_daemon()
+        _start_agent(run)
     run.corpus = corpus  # type: ignore[attr-defined]
     return run
 
 
 def tear_down(run: Run) -> None:
     run.stack.stop_all()
+    for pid in run.orphans:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     run.postfix.stop()
     if run.args.fault == "quarantine-full":
         subprocess.run(["umount", str(run.stack.root / "store" / "quarantine")], check=False)
@@ -301,7 +340,10 @@ def _tree_rss(pid: int) -> int:
 def sample(run: Run, stop: threading.Event) -> None:
     while not stop.wait(run.args.sample):
         for name in ("daemon", "agent"):
-            proc = run.stack.procs.get(name)
+            # under serve, "daemon" is serve with everything it started
+            proc = run.stack.procs.get(
+                "serve" if run.args.supervised and name == "daemon" else name
+            )
             if proc is not None and proc.popen.poll() is None:
                 run.rss[name].append(_tree_rss(proc.popen.pid))
 
@@ -326,6 +368,9 @@ def inject(run: Run, stop: threading.Event) -> None:
     if fault == "quarantine-full":
         _fill_quarantine(run, stop)
         return
+    if fault == "kill-serve":
+        _kill_serve(run, stop)
+        return
     name = "daemon" if fault == "kill-daemon" else "agent"
     proc = run.stack.procs[name]
     os.kill(proc.popen.pid, signal.SIGKILL)
@@ -342,6 +387,26 @@ def inject(run: Run, stop: threading.Event) -> None:
             os.unlink(run.milter_socket)
         _start_agent(run)
     run.events.append(f"{name} started again")
+
+
+def _kill_serve(run: Run, stop: threading.Event) -> None:
+    import psutil
+
+    proc = run.stack.procs["serve"]
+    children = [c.pid for c in psutil.Process(proc.popen.pid).children(recursive=True)]
+    os.kill(proc.popen.pid, signal.SIGKILL)
+    proc.popen.wait(10)
+    run.events.append(f"kill -9 serve {proc.popen.pid}")
+    time.sleep(1)
+    alive = [pid for pid in children if psutil.pid_exists(pid)]
+    run.orphans.extend(alive)
+    run.events.append(f"{len(alive)} of its {len(children)} children still running")
+    if stop.wait(run.args.fault_downtime):
+        return
+    new = run.stack._spawn("serve", ["serve", "-c", str(run.stack.config)])
+    time.sleep(10)
+    state = "running" if new.popen.poll() is None else f"exited: {new.output(400)!r}"
+    run.events.append(f"serve started again: {state}")
 
 
 def _restart_daemon(run: Run) -> None:
@@ -491,7 +556,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between RSS samples (5)")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder")
+    parser.add_argument(
+        "--supervised", action="store_true", help="run the daemon and filter under mailwarden serve"
+    )
     args = parser.parse_args(argv)
+    if args.fault == "kill-serve" and not args.supervised:
+        parser.error("--fault kill-serve needs --supervised")
+    if args.supervised and args.agent != "smtp-filter":
+        parser.error("--supervised runs the smtp-filter only")
     if os.geteuid() != 0:
         parser.error("must run as root (Postfix's master starts as root)")
     run = set_up(args)
