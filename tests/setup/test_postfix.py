@@ -479,3 +479,28 @@ def test_proxy_needs_an_smtp_service(stock: Path) -> None:
 def test_a_maildir_downstream_cannot_be_postfix_reinjection(stock: Path) -> None:
     with pytest.raises(SetupError, match="needs the re-injection server as HOST:PORT"):
         _plan(stock, "content-filter", '[smtp_filter]\ndownstream = "maildir:/srv/mail"\n')
+
+
+def test_other_milters_stay_and_another_content_filter_is_refused(stock: Path) -> None:
+    subprocess.run(
+        [
+            "postconf",
+            "-c",
+            str(stock),
+            "-e",
+            "smtpd_milters=inet:127.0.0.1:8891",
+            "non_smtpd_milters=$smtpd_milters",
+            "content_filter=smtp-amavis:[127.0.0.1]:10024",
+        ],
+        check=True,
+        timeout=60,
+    )
+    lines = _plan(stock, "milter", '[milter]\nsocket = "inet:8899@127.0.0.1"\n')
+    assert any(
+        line.endswith("-e 'smtpd_milters=inet:127.0.0.1:8891, inet:127.0.0.1:8899'")
+        for line in lines
+    ), lines
+    # non_smtpd_milters follows smtpd_milters: it gets ours through it, not twice
+    assert not any("non_smtpd_milters" in line for line in lines), lines
+    with pytest.raises(SetupError, match="content_filter is already smtp-amavis"):
+        _plan(stock, "content-filter")

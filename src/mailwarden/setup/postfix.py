@@ -34,6 +34,7 @@ configuration.  Everything the plan adds listens on loopback as configured.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -327,7 +328,14 @@ def _content_filter(planner: _Planner, config: Config) -> list[str]:
         _REINJECT_FILTER,
         why="where mailwarden re-injects: no filter again",
     )
-    planner.main("content_filter", f"{transport}:[{host}]:{port}", why="FILTER_README")
+    current = planner.pf.param("content_filter")
+    wanted = f"{transport}:[{host}]:{port}"
+    if current and current != wanted:
+        raise SetupError(
+            f"postfix: content_filter is already {current}: another content filter is "
+            "installed and Postfix hands mail to one; remove it first (docs/setup.md)"
+        )
+    planner.main("content_filter", wanted, why="FILTER_README")
     return [
         f"mail goes to mailwarden smtp-filter on {host}:{port} ([smtp_filter] listen) and "
         f"comes back on {dhost}:{dport} ([smtp_filter] downstream)"
@@ -343,6 +351,12 @@ def _proxy(planner: _Planner, config: Config, smtp_service: str) -> list[str]:
         raise SetupError(
             f"postfix: master.cf has no {service} service to put the proxy in front of "
             "(name it with --smtp-service)"
+        )
+    current = planner.pf.service_params(service).get("smtpd_proxy_filter", "")
+    if current and current != f"{host}:{port}":
+        raise SetupError(
+            f"postfix: {service} already has smtpd_proxy_filter={current}: another "
+            "before-queue filter is installed; remove it first (docs/setup.md)"
         )
     timeout = int(float(section["scan_timeout"])) + 30
     planner.params(
@@ -388,8 +402,20 @@ def _milter(
             )
             address = CHROOT_MILTER
     milter = _postfix_milter(address)
-    planner.main("smtpd_milters", milter, why="mail received by SMTP")
-    planner.main("non_smtpd_milters", milter, why="mail submitted on this host")
+    for name, why in (
+        ("smtpd_milters", "mail received by SMTP"),
+        ("non_smtpd_milters", "mail submitted on this host"),
+    ):
+        # other milters (DKIM, SPF...) stay, ours comes after them
+        present = pf.postconf("-x", "-h", name).replace(",", " ").split()
+        raw = pf.param(name)
+        if milter in present or (
+            name == "non_smtpd_milters" and re.search(r"\$\{?smtpd_milters\b", raw)
+        ):
+            continue  # there already, or it follows smtpd_milters
+        if raw:
+            notes.append(f"{name} keeps {raw} and adds {milter} after it")
+        planner.main(name, f"{raw}, {milter}" if raw else milter, why=why)
     planner.main("milter_default_action", "tempfail", why="milter down: the mail waits")
     planner.main("milter_protocol", "6")
     return notes
