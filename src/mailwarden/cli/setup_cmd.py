@@ -57,9 +57,10 @@ DESCRIPTION = textwrap.dedent(
     to [serve] agents in conf.d/50-setup.toml beside the configuration file,
     and `systemctl enable`/`restart mailwarden` runs where systemd is running.
 
-    Running setup again changes nothing ("nothing to do"). --uninstall puts
-    every file back from the manifest; a file edited after setup is shown as a
-    diff and kept unless you agree to discard the edit (--yes keeps it).
+    Running setup again changes nothing ("nothing to do"). --uninstall lists
+    what it will restore, asks, and puts every file back from the manifest; a
+    file edited after setup is shown as a diff and kept unless you agree to
+    discard the edit (--yes keeps it).
 
     modes:
       postfix   content-filter  after queue: content_filter, re-injection smtpd
@@ -124,10 +125,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="where mailwarden sits in the MTA (default: ask; see the list above)",
     )
     parser.add_argument(
-        "-y", "--yes", action="store_true", help="apply without asking; never discards a later edit"
+        "-y",
+        "--yes",
+        action="store_true",
+        help="apply (or uninstall) without asking; never discards a later edit",
     )
     parser.add_argument(
-        "-n", "--dry-run", action="store_true", help="show the plan and stop; nothing changes"
+        "-n",
+        "--dry-run",
+        action="store_true",
+        help="show the plan (or what --uninstall would restore) and stop; nothing changes",
     )
     parser.add_argument(
         "--mta-config-dir",
