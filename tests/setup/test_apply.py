@@ -34,7 +34,7 @@ from mailwarden.setup import (
     status,
     uninstall,
 )
-from mailwarden.setup.manifest import load_manifest
+from mailwarden.setup.manifest import load_manifest, locked
 
 Ctx = Callable[..., SetupContext]
 
@@ -343,3 +343,15 @@ def test_a_setting_undone_by_hand_is_applied_again_and_uninstall_still_restores(
     assert main is not None and Path(main.backup or "").read_text() == "a = 1\nb = 2\n"
     uninstall(ctx, "toy", ask=None, out=Lines(), running=False)
     assert _tree(etc) == before  # the first run's backups are the originals
+
+
+def test_a_second_run_at_the_same_time_stops_at_once(etc: Path, setup_ctx: Ctx) -> None:
+    ctx = setup_ctx(etc)
+    before = _tree(etc)
+    with locked(ctx, "toy"):  # a run in progress holds it
+        with pytest.raises(SetupError, match="another mailwarden setup is running"):
+            apply(_plan(etc), ctx, ask=None, out=Lines(), running=False)
+        with pytest.raises(SetupError, match="another mailwarden setup is running"):
+            uninstall(ctx, "toy", ask=None, out=Lines(), running=False)
+    assert _tree(etc) == before
+    assert apply(_plan(etc), ctx, ask=None, out=Lines(), running=False) is not None

@@ -54,6 +54,7 @@ from mailwarden.setup.manifest import (
     copy_into,
     ensure_private_dir,
     load_manifest,
+    locked,
     read_bytes,
     remove_manifest,
     restore,
@@ -274,8 +275,24 @@ def apply(
 
     Returns the completed manifest; None for ``dry_run`` or when there was
     nothing to do.  Raises :class:`SetupCancelled` when the answer is no and
-    :class:`SetupError` when a step or a check failed (every file restored).
+    :class:`SetupError` when a step or a check failed (every file restored),
+    or when another setup of the same MTA is running.
     """
+    if dry_run:  # reads only: no lock, no state folder needed
+        return _apply(plan, ctx, ask=ask, out=out, dry_run=True, running=running)
+    with locked(ctx, plan.mta):
+        return _apply(plan, ctx, ask=ask, out=out, dry_run=False, running=running)
+
+
+def _apply(
+    plan: Plan,
+    ctx: SetupContext,
+    *,
+    ask: Ask,
+    out: Out,
+    dry_run: bool = False,
+    running: bool | None = None,
+) -> Manifest | None:
     if running is None:
         running = _is_running(plan, ctx)
     if not dry_run:
@@ -507,6 +524,21 @@ def uninstall(
     is kept and reported.  The manifest goes when nothing was kept; otherwise
     it stays, listing only the kept files, so a later run can finish the job.
     """
+    if dry_run:
+        return _uninstall(ctx, mta, ask=ask, out=out, running=running, dry_run=True)
+    with locked(ctx, mta):
+        return _uninstall(ctx, mta, ask=ask, out=out, running=running, dry_run=False)
+
+
+def _uninstall(
+    ctx: SetupContext,
+    mta: str,
+    *,
+    ask: Ask,
+    out: Out,
+    running: bool | None = None,
+    dry_run: bool = False,
+) -> list[str]:
     if dry_run:
         interrupted = load_manifest(ctx, mta)
         if interrupted is not None and interrupted.state == "applying":

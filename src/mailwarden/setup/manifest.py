@@ -24,10 +24,12 @@ folder, with the recorded owner and mode, so a reader never sees half a file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,26 @@ class Manifest:
         files = [FileRecord(**rec) for rec in data.get("files", [])]
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "files"}
         return cls(files=files, **known)
+
+
+@contextlib.contextmanager
+def locked(ctx: SetupContext, mta: str) -> Iterator[None]:
+    """Hold ``STATE/<mta>/lock`` for one run: a second setup of the same MTA at the
+    same time stops at once instead of taking the first one's "applying" manifest
+    for an interrupted run.  The kernel drops the lock when a run dies."""
+    folder = state_dir(ctx) / mta
+    ensure_private_dir(folder)
+    fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise SetupError(
+                f"{mta}: another mailwarden setup is running for it now; nothing was changed"
+            ) from exc
+        yield
+    finally:
+        os.close(fd)
 
 
 def manifest_path(ctx: SetupContext, mta: str) -> Path:
