@@ -47,7 +47,7 @@ from mailwarden.engine.signatures.tables import TableBuilder, Tables, from_parts
 from mailwarden.errors import SignatureError
 
 #: Bump when anything that goes into the cache changes shape or meaning.
-FORMAT_VERSION = "mailwarden-sigs-4"
+FORMAT_VERSION = "mailwarden-sigs-3"
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
 MatcherKind = Literal["auto", "hyperscan", "aho"]
@@ -179,10 +179,7 @@ def _from_cache(
             if confirm and len(confirm) != len(tables.p.flags):
                 raise ValueError("cached matcher does not fit the tables")
             matcher = HyperscanMatcher.load(
-                bytes(mblob),
-                [int(i) for i in meta["matcher"]["re_only"]],
-                confirm,
-                tables.literal,
+                bytes(mblob), [int(i) for i in meta["matcher"]["re_only"]], confirm
             )
         else:
             matcher = AhoMatcher(tables.patterns)
@@ -231,9 +228,6 @@ def load_signatures(
     tables = builder.build()
     built = finish()
     extra: dict[str, int] = {}
-    if isinstance(built, HyperscanMatcher):
-        # read literals from the final tables, not the builder's copy
-        built.bind(tables.literal)
     if isinstance(built, HyperscanMatcher) and built.re_only:
         extra["patterns left to re"] = len(built.re_only)
     info = {

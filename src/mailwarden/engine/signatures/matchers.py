@@ -8,18 +8,10 @@ matchers give the same final answers; they differ only in speed.
 
 * :class:`HyperscanMatcher` compiles every pattern into one block-mode
   database (DOTALL, SINGLEMATCH; CASELESS for ``i``; PREFILTER for inexact
-  forms), so one pass over the buffer costs about the same whatever the
-  pattern count.  Literals longer than :data:`HS_WINDOW` bytes are compiled
-  as one window of that many of their bytes (see :func:`window`): Hyperscan's
-  literal matcher only filters on the last eight bytes of a literal anyway,
-  and with ClamAV-sized sets (200,000 literals) the full literals double the
-  database and halve the scanning speed.  A plain literal's window is
-  reported at every occurrence (no SINGLEMATCH) and the callback compares
-  the whole literal in place, so the answer stays exact and the check costs
-  a few bytes per occurrence, never a search.  A pattern with gaps whose
-  literal atoms are all at least :data:`MIN_HS_ATOM` bytes is compiled as
-  those atoms (windows of them) only: literals compile about a hundred times
-  faster than patterns with gaps, and such a
+  forms), so one pass over the buffer costs the same whatever the pattern
+  count.  A pattern with gaps whose literal atoms are all at least
+  :data:`MIN_HS_ATOM` bytes is compiled as those atoms only: literals
+  compile about a hundred times faster than patterns with gaps, and such a
   candidate (reported with end ``-1``, see :attr:`HyperscanMatcher.confirm`)
   is confirmed like any inexact form.  A pattern Hyperscan refuses is found
   by bisection and left to confirmation alone (``re_only``), never dropped.  Sets of
@@ -64,10 +56,6 @@ MIN_ATOM = 3
 MIN_HS_ATOM = 6
 #: Pattern sets at least this large are compiled in a child process.
 CHILD_COMPILE_FROM = 5000
-#: Hyperscan is given at most this many bytes of each literal.
-HS_WINDOW = 8
-#: Values of :attr:`HyperscanMatcher.confirm`.
-FINAL, BY_ATOMS, BY_WINDOW = 0, 1, 2
 
 
 class Matcher(Protocol):
@@ -89,30 +77,15 @@ def hyperscan_available() -> bool:
 class HyperscanMatcher:
     name = "hyperscan"
 
-    def __init__(
-        self,
-        db: Any,
-        re_only: Sequence[int],
-        confirm: bytes = b"",
-        literal: Callable[[int], bytes] | None = None,
-    ) -> None:
+    def __init__(self, db: Any, re_only: Sequence[int], confirm: bytes = b"") -> None:
         import hyperscan
 
         self._hs = hyperscan
         self._db = db
         self.re_only = tuple(re_only)
-        #: one byte per pattern: FINAL (Hyperscan's answer stands), BY_ATOMS
-        #: (it looks for the atoms only) or BY_WINDOW (for a window of the literal)
+        #: one byte per pattern: 1 when Hyperscan looks for its atoms only
         self.confirm = confirm
-        self._literal = literal
-        #: pattern id -> (literal, offset of its window), filled as windows are met
-        self._windows: dict[int, tuple[bytes, int]] = {}
         self._local = threading.local()
-
-    def bind(self, literal: Callable[[int], bytes]) -> None:
-        """Where to read a pattern's literal (its only atom) when its window is met."""
-        self._literal = literal
-        self._windows = {}
 
     @classmethod
     def build(cls, patterns: Sequence[Pattern]) -> HyperscanMatcher:
@@ -135,48 +108,33 @@ class HyperscanMatcher:
             flags = base
             if p.caseless:
                 flags |= hyperscan.HS_FLAG_CASELESS
-            if _plain(p) and not p.caseless and len(p.atoms[0]) > HS_WINDOW:
-                # every occurrence of the window is checked in place: no SINGLEMATCH
-                confirm[pid] = BY_WINDOW
-                entries.append((_window_expr(p.atoms[0]), pid, hyperscan.HS_FLAG_DOTALL))
-                continue
             if _by_atoms(p):
                 # a literal compiles a hundred times faster than a pattern with gaps
-                confirm[pid] = BY_ATOMS
-                entries.extend((_window_expr(atom), pid, flags) for atom in p.atoms)
+                confirm[pid] = 1
+                entries.extend((escape_literal(atom), pid, flags) for atom in p.atoms)
                 continue
             if not p.exact:
                 flags |= hyperscan.HS_FLAG_PREFILTER
             entries.append((p.hs or p.regex, pid, flags))
         flags_per_pattern = bytes(confirm)
-
-        def literal(pid: int) -> bytes:
-            return patterns[pid].atoms[0]
-
         if not entries:
-            return lambda: cls(None, [], flags_per_pattern, literal)
+            return lambda: cls(None, [], flags_per_pattern)
         if len(entries) < CHILD_COMPILE_FROM:
-            return lambda: cls.load(*_compile_to_bytes(entries), flags_per_pattern, literal)
+            return lambda: cls.load(*_compile_to_bytes(entries), flags_per_pattern)
         # Hyperscan's compiler needs several times the final database size; in
         # a child process that heap goes away instead of staying in the daemon
         proc = _start_child(entries)
-        return lambda: cls.load(*_finish_child(proc), flags_per_pattern, literal)
+        return lambda: cls.load(*_finish_child(proc), flags_per_pattern)
 
     def dump(self) -> bytes:
         return b"" if self._db is None else bytes(self._hs.dumpb(self._db))
 
     @classmethod
-    def load(
-        cls,
-        blob: bytes,
-        re_only: Sequence[int],
-        confirm: bytes = b"",
-        literal: Callable[[int], bytes] | None = None,
-    ) -> HyperscanMatcher:
+    def load(cls, blob: bytes, re_only: Sequence[int], confirm: bytes = b"") -> HyperscanMatcher:
         import hyperscan
 
         db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK) if blob else None
-        return cls(db, re_only, confirm, literal)
+        return cls(db, re_only, confirm)
 
     def _scratch(self) -> Any:
         scratch = getattr(self._local, "scratch", None)
@@ -190,41 +148,14 @@ class HyperscanMatcher:
             return found
 
         confirm = self.confirm
-        in_place = self._in_place
 
         def on_match(pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            if pid in found:
-                return
-            how = confirm[pid] if confirm else FINAL
-            if how == BY_WINDOW:
-                whole = in_place(pid, data, end)
-                if whole >= 0:
-                    found[pid] = whole
-            else:
+            if pid not in found:
                 # an atom's end is not the pattern's: the signature set finds that
-                found[pid] = -1 if how == BY_ATOMS else end
+                found[pid] = -1 if confirm and confirm[pid] else end
 
         self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
         return found
-
-    def _in_place(self, pid: int, data: Buffer, window_end: int) -> int:
-        """End of the literal around a window that ends at ``window_end``, or -1."""
-        known = self._windows.get(pid)
-        if known is None:
-            if self._literal is None:
-                raise SignatureError("Hyperscan matcher has no literals bound")
-            lit = self._literal(pid)
-            known = self._windows[pid] = (lit, window(lit))
-        lit, offset = known
-        start = window_end - min(HS_WINDOW, len(lit)) - offset
-        if start < 0 or data[start : start + len(lit)] != lit:
-            return -1
-        return start + len(lit)
-
-
-def _plain(p: Pattern) -> bool:
-    """Whether the pattern is its one atom, nothing else."""
-    return len(p.atoms) == 1 and not p.hs and len(p.regex) == 4 * len(p.atoms[0])
 
 
 def _by_atoms(p: Pattern) -> bool:
@@ -235,31 +166,8 @@ def _by_atoms(p: Pattern) -> bool:
     """
     if not p.atoms or min(len(a) for a in p.atoms) < MIN_HS_ATOM:
         return False
-    return not _plain(p)
-
-
-def window(literal: bytes) -> int:
-    """Offset of the :data:`HS_WINDOW` bytes of ``literal`` Hyperscan looks for.
-
-    The window with the most different byte values among the start, the middle
-    and the end: runs of one byte (NUL padding, NOP slides) are what ordinary
-    files are full of.  A pure function of the literal, so the matcher finds
-    the offset again from the literal alone.
-    """
-    last = len(literal) - HS_WINDOW
-    if last <= 0:
-        return 0
-    best, best_score = 0, -1
-    for offset in (0, last // 2, last):
-        score = len(set(literal[offset : offset + HS_WINDOW]))
-        if score > best_score:
-            best, best_score = offset, score
-    return best
-
-
-def _window_expr(literal: bytes) -> bytes:
-    offset = window(literal)
-    return escape_literal(literal[offset : offset + HS_WINDOW])
+    plain = len(p.atoms) == 1 and not p.hs and len(p.regex) == 4 * len(p.atoms[0])
+    return not plain
 
 
 def _compile_to_bytes(entries: list[tuple[bytes, int, int]]) -> tuple[bytes, list[int]]:

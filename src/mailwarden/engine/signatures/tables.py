@@ -172,10 +172,6 @@ class Tables:
             p.plan[pid],
         )
 
-    def literal(self, pid: int) -> bytes:
-        """The first literal atom of a pattern (all of a plain literal pattern)."""
-        return decode_atoms(self.p.atoms[pid])[0]
-
     def offset(self, pid: int) -> Offset:
         kind = self.p.okind[pid]
         if kind == ANY:
