@@ -6,6 +6,7 @@ Usage (from the repository root, as root: Postfix's master needs it)::
     .venv/bin/python bench/soak.py --sessions 20 --minutes 1    # a short run
     .venv/bin/python bench/soak.py --fault kill-daemon --fault-at 30
     .venv/bin/python bench/soak.py --agent milter               # the milter instead
+    .venv/bin/python bench/soak.py --agent imap-proxy --sessions 20   # the IMAP proxy
 
 The run: the shared corpus (``../shared/bench/make_corpus.py``, 5% infected)
 is sent by ``--sessions`` SMTP clients, each keeping one session open and
@@ -28,6 +29,15 @@ queued, and refused at the SMTP dialogue (the client knows, so not lost).
 Resident memory of the daemon (with its workers) and of the agent is sampled
 every ``--sample`` seconds: first, last and maximum are reported.
 
+With ``--agent imap-proxy`` there is no Postfix: a private Dovecot holds
+``--corpus`` messages (1% with EICAR, ``bench/download.py``'s corpus) and
+each session fetches random messages through ``mailwarden imap-proxy``
+(``UID FETCH n BODY.PEEK[]``) until the time is up.  Every answer must be
+the message exactly as Dovecot serves it, or for an infected one the
+replacement without EICAR; a fetch that fails (NO, a closed connection) is
+counted as refused (the client keeps the message on the server and asks
+again), one that returns anything else as wrong.
+
 Faults (``--fault``, at ``--fault-at`` seconds; see bench/faults.py for the
 table of all of them): ``kill-daemon`` (kill -9, then started again after
 ``--fault-downtime`` seconds), ``kill-worker`` (kill -9 of one scanning
@@ -35,7 +45,7 @@ worker; the daemon replaces it), ``kill-agent`` (kill -9 of the filter or
 milter, started again after the downtime), ``scan-timeout`` (the daemon is
 restarted with ``[daemon] scan_timeout`` at its minimum, 0.1 s, so scans
 that need longer time out, for the downtime, then restarted as before),
-``quarantine-full`` (the quarantine folder is a 16 MiB tmpfs that a filler
+``quarantine-full`` (the quarantine folder is a 256 MiB tmpfs that a filler
 file fills for the downtime), ``kill-serve`` (with ``--supervised``: the
 daemon and the filter run under ``mailwarden serve``, which is killed with
 -9 and started again after the downtime; its orphaned children are listed in
@@ -227,7 +237,7 @@ def set_up(args: argparse.Namespace) -> Run:
         spool = stack.root / "store" / "quarantine"
         spool.mkdir(parents=True, mode=0o700)
         subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(spool)], check=True
+            ["mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "tmpfs", str(spool)], check=True
         )
     milter_socket = str(root / "milter.sock")
     run = Run(args, root, stack, postfix, sink, sink_log, postfix.ports["filter"], milter_socket)
@@ -383,9 +393,13 @@ def inject(run: Run, stop: threading.Event) -> None:
             os.unlink(run.stack.socket)
         run.stack.start_daemon()
     else:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(run.milter_socket)
-        _start_agent(run)
+        restart = getattr(run, "restart_agent", None)
+        if restart is not None:
+            restart()
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(run.milter_socket)
+            _start_agent(run)
     run.events.append(f"{name} started again")
 
 
@@ -536,13 +550,129 @@ def account(run: Run, queued: int) -> dict[str, Any]:
     }
 
 
+# --- the IMAP proxy -----------------------------------------------------------------------
+
+
+def soak_imap(args: argparse.Namespace) -> int:
+    """Fetch through ``mailwarden imap-proxy`` from ``--sessions`` clients; see the module doc."""
+    import random
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from download import PASSWORD, USER, ImapPath, corpus
+
+    from support.dovecot import EICAR, DovecotInstance, available
+
+    why = available()
+    if why:
+        raise SystemExit(f"bench/soak.py: {why}")
+    count = min(args.corpus, 500)
+    root = Path(tempfile.mkdtemp(prefix="mw-soak-imap-"))
+    root.chmod(0o755)
+    dovecot = DovecotInstance.create(root / "dovecot", users={USER: PASSWORD})
+    for i, raw in enumerate(corpus(count)):
+        dovecot.deliver(USER, raw, name=f"{1000 + i}.M{i}.soak")
+    port = free_port()
+    stack = Stack.create(
+        root / "mw",
+        workers=args.workers,
+        extra_toml=f'[imap_proxy]\nserver = "127.0.0.1:{dovecot.ports["imap"]}"\n',
+    )
+    infected = {n for n in range(1, count + 1) if (n - 1) % 100 == 50}
+    tally: Counter[str] = Counter()
+    lock = threading.Lock()
+    stop = threading.Event()
+    try:
+        dovecot.start()
+        stack.start_daemon()
+        stack.start_agent("agent", "imap-proxy", port)
+        direct = ImapPath(dovecot.ports["imap"])
+        truth = {n: direct.fetch(n) for n in range(1, count + 1)}
+        direct.close()
+        run = Run(args, root, stack, None, None, root, port, "")  # type: ignore[arg-type]
+        run.restart_agent = lambda: stack.start_agent("agent", "imap-proxy", port)  # type: ignore[attr-defined]
+        end = time.monotonic() + args.minutes * 60
+
+        def client(seed: int) -> None:
+            rng = random.Random(seed)
+            box: ImapPath | None = None
+            while time.monotonic() < end:
+                n = rng.randint(1, count)
+                try:
+                    if box is None:
+                        box = ImapPath(port)
+                    got = box.fetch(n)
+                except Exception:
+                    outcome = "refused"
+                    box = None
+                    time.sleep(1)
+                else:
+                    if n in infected:
+                        outcome = "replaced" if got and EICAR not in got else "wrong"
+                    else:
+                        outcome = "served" if got == truth[n] else "wrong"
+                with lock:
+                    tally[outcome] += 1
+            if box is not None:
+                with contextlib.suppress(Exception):
+                    box.close()
+
+        helpers = [
+            threading.Thread(target=sample, args=(run, stop), daemon=True),
+            threading.Thread(target=inject, args=(run, stop), daemon=True),
+        ]
+        for t in helpers:
+            t.start()
+        clients = [threading.Thread(target=client, args=(i,)) for i in range(args.sessions)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        stop.set()
+        for t in helpers:
+            t.join(60)
+    finally:
+        stop.set()
+        stack.stop_all()
+        dovecot.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def memory(values: list[int]) -> dict[str, float] | None:
+        mib = 1024 * 1024
+        if not values:
+            return None
+        return {
+            "first": round(values[0] / mib, 1),
+            "last": round(values[-1] / mib, 1),
+            "max": round(max(values) / mib, 1),
+        }
+
+    report = {
+        "agent": "imap-proxy",
+        "sessions": args.sessions,
+        "minutes": args.minutes,
+        "fault": args.fault,
+        "fetches": sum(tally.values()),
+        **dict(tally),
+        "rss_daemon_mib": memory(run.rss["daemon"]),
+        "rss_agent_mib": memory(run.rss["agent"]),
+        "events": run.events[:20],
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "command": " ".join(["bench/soak.py", *sys.argv[1:]]),
+    }
+    print(json.dumps(report))
+    return 1 if tally["wrong"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sessions", type=int, default=200, help="concurrent SMTP sessions (200)")
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to send (10)")
-    parser.add_argument("--agent", choices=("smtp-filter", "milter"), default="smtp-filter")
+    parser.add_argument(
+        "--agent", choices=("smtp-filter", "milter", "imap-proxy"), default="smtp-filter"
+    )
     parser.add_argument("--corpus", type=int, default=2000, help="corpus size (2000)")
     parser.add_argument("--workers", type=int, default=2, help="daemon workers (2)")
     parser.add_argument("--full-signatures", action="store_true", help="220k signatures, not 22k")
@@ -565,7 +695,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.supervised and args.agent != "smtp-filter":
         parser.error("--supervised runs the smtp-filter only")
     if os.geteuid() != 0:
-        parser.error("must run as root (Postfix's master starts as root)")
+        parser.error("must run as root (Postfix's and Dovecot's masters start as root)")
+    if args.agent == "imap-proxy":
+        return soak_imap(args)
     run = set_up(args)
     stop = threading.Event()
     threads = [
