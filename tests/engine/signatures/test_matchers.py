@@ -185,7 +185,7 @@ def test_refused_patterns_still_match_through_the_signature_set(
     monkeypatch.setattr(
         HyperscanMatcher,
         "start",
-        classmethod(lambda cls, pats: lambda: cls.load(b"", range(len(pats)))),
+        classmethod(lambda cls, pats: lambda: cls.load({}, range(len(pats)))),
     )
     folder = write_dbs(tmp_path, {"x.ndb": "A:0:*:61616161\nB:0:EOF-4:62626262\n"})
     sigs = load_signatures([folder], bundled=False, matcher="hyperscan")
@@ -229,3 +229,17 @@ def test_failed_child_compile_is_a_signature_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(matchers_mod.sys, "executable", "/bin/false")
     with pytest.raises(SignatureError, match="compile failed"):
         HyperscanMatcher.build(_patterns("61616161"))
+
+
+@needs_hyperscan
+def test_one_database_per_target_and_only_the_buffers_targets_scanned() -> None:
+    any_target, pe_only = _patterns("61616161", "62626262")
+    pe_only = Pattern(
+        pe_only.regex, pe_only.hs, pe_only.exact, pe_only.caseless, pe_only.atoms, ANYWHERE, 1
+    )
+    built = HyperscanMatcher.build([any_target, pe_only])
+    assert sorted(built.dump()) == [0, 1]
+    assert built.candidates(b"aaaa bbbb", {0}) == {0: 4}
+    assert built.candidates(b"aaaa bbbb", {0, 1}) == {0: 4, 1: 9}
+    again = HyperscanMatcher.load(built.dump(), [])
+    assert again.candidates(b"aaaa bbbb") == {0: 4, 1: 9}

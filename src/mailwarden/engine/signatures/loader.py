@@ -47,7 +47,7 @@ from mailwarden.engine.signatures.tables import TableBuilder, Tables, from_parts
 from mailwarden.errors import SignatureError
 
 #: Bump when anything that goes into the cache changes shape or meaning.
-FORMAT_VERSION = "mailwarden-sigs-3"
+FORMAT_VERSION = "mailwarden-sigs-5"
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
 MatcherKind = Literal["auto", "hyperscan", "aho"]
@@ -174,12 +174,12 @@ def _from_cache(
         info = meta["report"]
         matcher: Matcher
         if kind == "hyperscan":
-            mblob = blobs[int(meta["matcher"]["blob"])]
+            dbs = {int(t): bytes(blobs[int(i)]) for t, i in meta["matcher"]["blobs"].items()}
             confirm = bytes(blobs[int(meta["matcher"]["confirm"])])
             if confirm and len(confirm) != len(tables.p.flags):
                 raise ValueError("cached matcher does not fit the tables")
             matcher = HyperscanMatcher.load(
-                bytes(mblob), [int(i) for i in meta["matcher"]["re_only"]], confirm
+                dbs, [int(i) for i in meta["matcher"]["re_only"]], confirm
             )
         else:
             matcher = AhoMatcher(tables.patterns)
@@ -239,10 +239,13 @@ def load_signatures(
         meta, blobs = to_parts(tables)
         full: dict[str, Any] = {"tables": meta, "report": info}
         if isinstance(built, HyperscanMatcher):
-            blobs.append(built.dump())
+            dbs: dict[str, int] = {}
+            for target, blob in built.dump().items():
+                blobs.append(blob)
+                dbs[str(target)] = len(blobs) - 1
             blobs.append(built.confirm)
             full["matcher"] = {
-                "blob": len(blobs) - 2,
+                "blobs": dbs,
                 "confirm": len(blobs) - 1,
                 "re_only": list(built.re_only),
             }

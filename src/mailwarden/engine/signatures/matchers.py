@@ -6,19 +6,23 @@ set then confirms each candidate that needs it (offsets, counts, inexact
 Hyperscan forms) with the pattern's pieces (module ``confirm``), so both
 matchers give the same final answers; they differ only in speed.
 
-* :class:`HyperscanMatcher` compiles every pattern into one block-mode
-  database (DOTALL, SINGLEMATCH; CASELESS for ``i``; PREFILTER for inexact
-  forms), so one pass over the buffer costs the same whatever the pattern
-  count.  A pattern with gaps whose literal atoms are all at least
-  :data:`MIN_HS_ATOM` bytes is compiled as those atoms only: literals
-  compile about a hundred times faster than patterns with gaps, and such a
-  candidate (reported with end ``-1``, see :attr:`HyperscanMatcher.confirm`)
-  is confirmed like any inexact form.  A pattern Hyperscan refuses is found
-  by bisection and left to confirmation alone (``re_only``), never dropped.  Sets of
-  :data:`CHILD_COMPILE_FROM` patterns or more compile in a child interpreter
-  (``python -m`` this module, patterns over a pipe), so the compiler's peak
-  memory is returned to the system when it exits.  The compiled database
-  serialises with :meth:`HyperscanMatcher.dump` for the cache.
+* :class:`HyperscanMatcher` compiles the patterns of each ClamAV target
+  type into one block-mode database (DOTALL, SINGLEMATCH; CASELESS for
+  ``i``; PREFILTER for inexact forms) and scans a buffer with the databases
+  of the targets that apply to it (target 0 and its own type), as clamd
+  keeps one matcher per type: a PE file never meets the HTML patterns, and
+  at ClamAV's size, where the scan slows as the database outgrows the CPU
+  caches, the smaller databases scan faster.  A pattern with gaps whose
+  literal atoms are all at least :data:`MIN_HS_ATOM` bytes is compiled as
+  those atoms only: literals compile about a hundred times faster than
+  patterns with gaps, and such a candidate (reported with end ``-1``, see
+  :attr:`HyperscanMatcher.confirm`) is confirmed like any inexact form.  A
+  pattern Hyperscan refuses is found by bisection and left to confirmation
+  alone (``re_only``), never dropped.  Groups of :data:`CHILD_COMPILE_FROM`
+  patterns or more compile in child interpreters, side by side (``python
+  -m`` this module, patterns over a pipe), so the compiler's peak memory is
+  returned to the system when they exit.  The compiled databases serialise
+  with :meth:`HyperscanMatcher.dump` for the cache.
 * :class:`AhoMatcher` (pyahocorasick) looks for each pattern's literal atoms
   and reports every pattern with an atom present; patterns whose atoms are
   all shorter than :data:`MIN_ATOM` are always candidates.  It is the
@@ -30,9 +34,8 @@ Aho-Corasick walk per occurrence of an atom of at least :data:`MIN_ATOM`
 bytes).  Each candidate then costs one confirmation per buffer, linear in
 the buffer per pattern piece (see ``confirm``): a payload carrying the atoms
 of many patterns makes that many confirmations, which the atom length keeps
-rare in ordinary data.  Hyperscan
-scratch space is per thread; worker processes that fork after loading each
-get their own copy.
+rare in ordinary data.  Hyperscan scratch space is per thread and
+database; worker processes that fork after loading each get their own copy.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from mailwarden.engine.objects import Buffer
@@ -61,8 +64,12 @@ CHILD_COMPILE_FROM = 5000
 class Matcher(Protocol):
     name: str
 
-    def candidates(self, data: Buffer) -> dict[int, int]:
-        """Pattern id -> end offset of its first reported match (-1: unknown)."""
+    def candidates(self, data: Buffer, targets: Collection[int] | None = None) -> dict[int, int]:
+        """Pattern id -> end offset of its first reported match (-1: unknown).
+
+        ``targets``: the target types that apply to the buffer; a matcher may
+        leave out patterns of other targets (None: every pattern).
+        """
         ...
 
 
@@ -77,11 +84,14 @@ def hyperscan_available() -> bool:
 class HyperscanMatcher:
     name = "hyperscan"
 
-    def __init__(self, db: Any, re_only: Sequence[int], confirm: bytes = b"") -> None:
+    def __init__(
+        self, dbs: Mapping[int, Any], re_only: Sequence[int], confirm: bytes = b""
+    ) -> None:
         import hyperscan
 
         self._hs = hyperscan
-        self._db = db
+        #: target type -> the database of the patterns with that target
+        self._dbs = dict(sorted(dbs.items()))
         self.re_only = tuple(re_only)
         #: one byte per pattern: 1 when Hyperscan looks for its atoms only
         self.confirm = confirm
@@ -95,16 +105,19 @@ class HyperscanMatcher:
     def start(cls, patterns: Sequence[Pattern]) -> Callable[[], HyperscanMatcher]:
         """Begin building; the returned function finishes and returns the matcher.
 
-        Sets of :data:`CHILD_COMPILE_FROM` entries or more start compiling in a
-        child process at once, so the caller can do other work (parse the
-        hash databases) on the other core meanwhile.
+        One database per target type, as ClamAV keeps one matcher per type: a
+        buffer meets only the patterns that apply to it, and the databases
+        compile side by side.  A group of :data:`CHILD_COMPILE_FROM` entries
+        or more starts compiling in a child process at once, so the caller
+        can do other work (parse the hash databases) meanwhile.
         """
         import hyperscan
 
-        entries: list[tuple[bytes, int, int]] = []
+        groups: dict[int, list[tuple[bytes, int, int]]] = {}
         confirm = bytearray(len(patterns))
         base = hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_SINGLEMATCH
         for pid, p in enumerate(patterns):
+            entries = groups.setdefault(p.target, [])
             flags = base
             if p.caseless:
                 flags |= hyperscan.HS_FLAG_CASELESS
@@ -117,34 +130,56 @@ class HyperscanMatcher:
                 flags |= hyperscan.HS_FLAG_PREFILTER
             entries.append((p.hs or p.regex, pid, flags))
         flags_per_pattern = bytes(confirm)
-        if not entries:
-            return lambda: cls(None, [], flags_per_pattern)
-        if len(entries) < CHILD_COMPILE_FROM:
-            return lambda: cls.load(*_compile_to_bytes(entries), flags_per_pattern)
         # Hyperscan's compiler needs several times the final database size; in
         # a child process that heap goes away instead of staying in the daemon
-        proc = _start_child(entries)
-        return lambda: cls.load(*_finish_child(proc), flags_per_pattern)
+        children = {
+            target: _start_child(entries)
+            for target, entries in groups.items()
+            if len(entries) >= CHILD_COMPILE_FROM
+        }
+        here = {
+            target: _compile_to_bytes(entries)
+            for target, entries in groups.items()
+            if entries and target not in children
+        }
 
-    def dump(self) -> bytes:
-        return b"" if self._db is None else bytes(self._hs.dumpb(self._db))
+        def finish() -> HyperscanMatcher:
+            done = here | {target: _finish_child(proc) for target, proc in children.items()}
+            rejected = sorted(pid for _, refused in done.values() for pid in refused)
+            blobs = {target: blob for target, (blob, _) in done.items()}
+            return cls.load(blobs, rejected, flags_per_pattern)
+
+        return finish
+
+    def dump(self) -> dict[int, bytes]:
+        """Each target's serialised database."""
+        return {target: bytes(self._hs.dumpb(db)) for target, db in self._dbs.items()}
 
     @classmethod
-    def load(cls, blob: bytes, re_only: Sequence[int], confirm: bytes = b"") -> HyperscanMatcher:
+    def load(
+        cls, blobs: Mapping[int, bytes], re_only: Sequence[int], confirm: bytes = b""
+    ) -> HyperscanMatcher:
         import hyperscan
 
-        db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK) if blob else None
-        return cls(db, re_only, confirm)
+        dbs = {
+            target: hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+            for target, blob in blobs.items()
+            if blob
+        }
+        return cls(dbs, re_only, confirm)
 
-    def _scratch(self) -> Any:
-        scratch = getattr(self._local, "scratch", None)
+    def _scratch(self, target: int) -> Any:
+        scratches: dict[int, Any] | None = getattr(self._local, "scratches", None)
+        if scratches is None:
+            scratches = self._local.scratches = {}
+        scratch = scratches.get(target)
         if scratch is None:
-            scratch = self._local.scratch = self._hs.Scratch(self._db)
+            scratch = scratches[target] = self._hs.Scratch(self._dbs[target])
         return scratch
 
-    def candidates(self, data: Buffer) -> dict[int, int]:
+    def candidates(self, data: Buffer, targets: Collection[int] | None = None) -> dict[int, int]:
         found: dict[int, int] = dict.fromkeys(self.re_only, -1)
-        if self._db is None or len(data) == 0:
+        if not self._dbs or len(data) == 0:
             return found
 
         confirm = self.confirm
@@ -154,7 +189,9 @@ class HyperscanMatcher:
                 # an atom's end is not the pattern's: the signature set finds that
                 found[pid] = -1 if confirm and confirm[pid] else end
 
-        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        for target, db in self._dbs.items():
+            if targets is None or target in targets:
+                db.scan(data, match_event_handler=on_match, scratch=self._scratch(target))
         return found
 
 
@@ -286,7 +323,8 @@ class AhoMatcher:
         self._exact = _automaton(ahocorasick, exact_keys)
         self._fold = _automaton(ahocorasick, fold_keys)
 
-    def candidates(self, data: Buffer) -> dict[int, int]:
+    def candidates(self, data: Buffer, targets: Collection[int] | None = None) -> dict[int, int]:
+        # one automaton for every target: the signature set drops other targets
         found: dict[int, int] = dict.fromkeys(self.always, -1)
         if len(data) == 0:
             return {}

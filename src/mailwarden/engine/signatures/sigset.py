@@ -216,7 +216,7 @@ class SignatureSet:
         target_of = t.p.target
         bodies: list[tuple[int, int, SigMatch]] = []
         counts: dict[int, list[int]] = {}
-        for n, (pid, end) in enumerate(self._matcher.candidates(buf).items()):
+        for n, (pid, end) in enumerate(self._matcher.candidates(buf, targets).items()):
             if target_of[pid] not in targets:
                 continue
             if check_time is not None and n % _CHECK_TIME_EVERY == 0:
