@@ -33,6 +33,7 @@ FAULTS = [
     "kill-worker",
     "kill-agent",
     "kill-serve",
+    "postgres-stopped",
     "scan-timeout",
     "quarantine-full",
 ]
@@ -54,6 +55,7 @@ def run_one(fault: str, args: argparse.Namespace) -> dict[str, object]:
         *("--drain-minutes", str(args.drain_minutes)),
         # serve can only be killed when it runs the daemon and the filter
         *(["--supervised"] if fault == "kill-serve" else []),
+        *(["--store", "postgresql"] if fault == "postgres-stopped" else []),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     for line in reversed(done.stdout.splitlines()):

@@ -46,7 +46,9 @@ milter, started again after the downtime), ``scan-timeout`` (the daemon is
 restarted with ``[daemon] scan_timeout`` at its minimum, 0.1 s, so scans
 that need longer time out, for the downtime, then restarted as before),
 ``quarantine-full`` (the quarantine folder is a 256 MiB tmpfs that a filler
-file fills for the downtime), ``kill-serve`` (with ``--supervised``: the
+file fills for the downtime), ``postgres-stopped`` (with ``--store
+postgresql``: the quarantine and history live in a private PostgreSQL
+cluster, stopped for the downtime and started again), ``kill-serve`` (with ``--supervised``: the
 daemon and the filter run under ``mailwarden serve``, which is killed with
 -9 and started again after the downtime; its orphaned children are listed in
 the events and stopped at the end).  The report then adds how long after the fault
@@ -109,6 +111,7 @@ hostname = "gw.test.example"
 """
 FAULTS = (
     "none",
+    "postgres-stopped",
     "kill-daemon",
     "kill-worker",
     "kill-agent",
@@ -143,6 +146,9 @@ class Run:
     fault_time: float | None = None
     #: children of a killed serve, stopped at the end
     orphans: list[int] = field(default_factory=list)
+    #: the private PostgreSQL cluster of --store postgresql, and its exit
+    cluster: Any = None
+    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     events: list[str] = field(default_factory=list)
 
 
@@ -173,7 +179,7 @@ def _start_agent(run: Run) -> None:
                 "milter",
                 "-c",
                 str(run.stack.config),
-                "--listen",
+                "--socket",
                 f"unix:{run.milter_socket}",
                 "--daemon-socket",
                 run.stack.socket,
@@ -232,6 +238,19 @@ def set_up(args: argparse.Namespace) -> Run:
             f'\n[smtp_filter]\nlisten = "127.0.0.1:{postfix.ports["filter"]}"\n'
             f'downstream = "{reinject}"\n'
         )
+    resources = contextlib.ExitStack()
+    cluster = None
+    if args.store == "postgresql":
+        from support.postgres import private_cluster
+
+        cluster = resources.enter_context(private_cluster())
+        dsn = cluster.create_database()
+        text = text.replace(
+            "[store]\n",
+            f'[store]\nbackend = "postgresql"\ndsn = "{dsn}"\n'
+            f'password_file = "{cluster.password_file}"\n',
+            1,
+        )
     stack.config.write_text(text + POLICY + milter + served)
     if args.fault == "quarantine-full":
         spool = stack.root / "store" / "quarantine"
@@ -241,6 +260,7 @@ def set_up(args: argparse.Namespace) -> Run:
         )
     milter_socket = str(root / "milter.sock")
     run = Run(args, root, stack, postfix, sink, sink_log, postfix.ports["filter"], milter_socket)
+    run.cluster, run.resources = cluster, resources
     if args.agent == "milter":
         add_milter_service(postfix, port=free_port(), milter=f"unix:{milter_socket}")
     postfix.start()
@@ -261,6 +281,7 @@ def tear_down(run: Run) -> None:
     run.postfix.stop()
     if run.args.fault == "quarantine-full":
         subprocess.run(["umount", str(run.stack.root / "store" / "quarantine")], check=False)
+    run.resources.close()
     with contextlib.suppress(ProcessLookupError):
         run.sink.send_signal(signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -381,6 +402,13 @@ def inject(run: Run, stop: threading.Event) -> None:
     if fault == "kill-serve":
         _kill_serve(run, stop)
         return
+    if fault == "postgres-stopped":
+        run.cluster.stop()
+        run.events.append("PostgreSQL stopped")
+        stop.wait(run.args.fault_downtime)
+        run.cluster.start()
+        run.events.append("PostgreSQL started again")
+        return
     name = "daemon" if fault == "kill-daemon" else "agent"
     proc = run.stack.procs[name]
     os.kill(proc.popen.pid, signal.SIGKILL)
@@ -468,6 +496,16 @@ def _delivered(run: Run) -> tuple[Counter[str], dict[str, float]]:
 
 def _quarantined(run: Run) -> Counter[str]:
     seen: Counter[str] = Counter()
+    if run.args.store == "postgresql":
+        from mailwarden.config import load_config
+        from mailwarden.store import QuarantineFilter, open_store
+
+        store = open_store(load_config(run.stack.config))
+        for entry in store.entries(QuarantineFilter(limit=10**7)):
+            m = _BENCH_ID.search(store.read(entry.id)[:65536])
+            if m:
+                seen[m.group(1).strip().decode()] += 1
+        return seen
     for path in (run.stack.root / "store" / "quarantine").rglob("*.eml"):
         head = path.read_bytes()[:65536]
         m = _BENCH_ID.search(head)
@@ -687,9 +725,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between RSS samples (5)")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder")
     parser.add_argument(
+        "--store", choices=("sqlite", "postgresql"), default="sqlite", help="quarantine backend"
+    )
+    parser.add_argument(
         "--supervised", action="store_true", help="run the daemon and filter under mailwarden serve"
     )
     args = parser.parse_args(argv)
+    if args.fault == "postgres-stopped" and args.store != "postgresql":
+        parser.error("--fault postgres-stopped needs --store postgresql")
     if args.fault == "kill-serve" and not args.supervised:
         parser.error("--fault kill-serve needs --supervised")
     if args.supervised and args.agent != "smtp-filter":
