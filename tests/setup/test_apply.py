@@ -233,7 +233,7 @@ def test_mailwarden_side_drop_in(etc: Path, setup_ctx: Ctx) -> None:
     )
     out = Lines()
     apply(plan, ctx, ask=None, out=out, running=False)
-    drop_in = ctx.mailwarden_config.parent / "conf.d" / "50-setup.toml"
+    drop_in = ctx.mailwarden_config.parent / "conf.d" / "50-setup-toy.toml"
     data = tomllib.loads(drop_in.read_text())
     assert data["serve"]["agents"] == ["pop3-proxy", "milter"]
     assert data["milter"]["socket"] == "inet:8899@127.0.0.1"
@@ -241,6 +241,63 @@ def test_mailwarden_side_drop_in(etc: Path, setup_ctx: Ctx) -> None:
     assert apply(plan, ctx, ask=None, out=Lines(), running=False) is None
     uninstall(ctx, "toy", ask=None, out=Lines(), running=False)
     assert not drop_in.exists() and not drop_in.parent.exists()
+
+
+def _agents(ctx: SetupContext) -> list[str]:
+    from mailwarden.config import load_config
+
+    return list(load_config(ctx.mailwarden_config)["serve"]["agents"])
+
+
+@pytest.mark.parametrize("first_out", ["toy", "box"])
+def test_two_mtas_each_keep_their_own_drop_in(etc: Path, setup_ctx: Ctx, first_out: str) -> None:
+    """Two MTAs on one host: undoing either (in either order) asks nothing about the
+    other's file, keeps the other's agents running, and the last leaves every byte."""
+    ctx = setup_ctx(etc)
+    ctx.mailwarden_config.write_text('[serve]\nagents = ["pop3-proxy"]\n')
+    conf_d = ctx.mailwarden_config.parent
+    before = _tree(conf_d)
+    toy = Plan(mta="toy", mode="milter", agents=("milter",))
+    box = Plan(mta="box", mode="mda", agents=("mda-agent",), settings={"mda": {"agent": "require"}})
+    apply(toy, ctx, ask=None, out=Lines(), running=False)
+    apply(box, ctx, ask=None, out=Lines(), running=False)
+    # the later setup's file comes after the earlier one and lists every agent
+    assert sorted(p.name for p in (conf_d / "conf.d").iterdir()) == [
+        "50-setup-toy.toml",
+        "51-setup-box.toml",
+    ]
+    assert _agents(ctx) == ["pop3-proxy", "milter", "mda-agent"]
+    assert apply(toy, ctx, ask=None, out=Lines(), running=False) is None  # nothing to do
+
+    def never(question: str) -> bool:
+        raise AssertionError(f"asked: {question}")
+
+    out = Lines()
+    # an ask that fails on any question but the first: no file of the other MTA is shown
+    asked: list[str] = []
+    assert (
+        uninstall(ctx, first_out, ask=lambda q: asked.append(q) or True, out=out, running=False)
+        == []
+    )
+    assert asked == ["Undo the setup?"], out.text
+    assert "edited since setup" not in out.text
+    if first_out == "toy":
+        # the later list stays in force: the box's agent runs on; the note names the file
+        assert "mda-agent" in _agents(ctx)
+        assert "51-setup-box.toml (written by another MTA's setup) still names milter" in (out.text)
+        other = "box"
+    else:
+        assert _agents(ctx) == ["pop3-proxy", "milter"]
+        other = "toy"
+    assert (
+        uninstall(
+            ctx, other, ask=lambda q: q == "Undo the setup?" or never(q), out=Lines(), running=False
+        )
+        == []
+    )
+    assert _tree(conf_d) == before
+    # the folder goes with the setup that created it, when nothing is left in it
+    assert (conf_d / "conf.d").exists() is (first_out == "toy")
 
 
 def test_unreadable_file_changes_nothing(etc: Path, setup_ctx: Ctx) -> None:

@@ -16,8 +16,11 @@ that fails (every file restored).
 from __future__ import annotations
 
 import contextlib
+import grp
+import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,7 @@ import pytest
 from intercept.harness import EICAR, Stack, free_port, wait_until
 from intercept.mail import data_reply, make_message
 from intercept.mda.harness import MAIL_USER, give_to_mail_user, write_launcher
+from intercept.mda.resident import answers
 from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError, apply, uninstall
 from setup.mta_sites import (
     LOCAL_DOMAIN,
@@ -45,6 +49,8 @@ MAILWARDEN = [sys.executable, "-m", "mailwarden"]
 SENDER = "alice@sender.example"
 RCPT = "bob@remote.example"
 EXIM = INTEGRATIONS["exim"]
+#: nobody's primary group: deliveries run as nobody here (EximSite.deliver_as)
+AGENT_GROUP = "nogroup"
 
 
 class Rig:
@@ -55,9 +61,12 @@ class Rig:
         self.sink = sink
         self.site = EximSite.create(folder / "site", root, split=split, relay_port=sink_port)
         self.ports = {name: free_port() for name in ("smtp", "filter", "return", "tcp")}
+        # the mda agent's socket: 0660 with the group of the user deliveries run as here
         extra = (
             f'[smtp_filter]\nlisten = "127.0.0.1:{self.ports["filter"]}"\n'
             f'downstream = "127.0.0.1:{self.ports["return"]}"\n'
+            f'[mda]\nagent_socket = "{folder / "mw" / "mda.sock"}"\n'
+            f'agent_socket_group = "{AGENT_GROUP}"\n'
         )
         self.stack = Stack.create(folder / "mw", extra_toml=extra)
         text = self.stack.config.read_text()
@@ -154,7 +163,8 @@ def test_the_unsplit_template_gets_marked_blocks_where_each_part_belongs(
     make_rig: Callable[[bool], Rig],
 ) -> None:
     rig = make_rig(False)
-    [edit] = EXIM.plan(rig.ctx(), "mda").edits
+    plan = EXIM.plan(rig.ctx(), "mda")
+    [edit] = plan.edits
     lines = (edit.text or "").splitlines()
     router = lines.index("# BEGIN mailwarden setup (router)")
     end = lines.index("# END mailwarden setup (router)")
@@ -165,6 +175,26 @@ def test_the_unsplit_template_gets_marked_blocks_where_each_part_belongs(
     body = "\n".join(lines[transport:])
     assert '--sender "\\$SENDER" --recipient "\\$RECIPIENT"' in body
     assert f"mda -c {rig.stack.config} " in body
+    # the delivery reaches the mda agent's 0660 socket through its group
+    assert f"\n  user = $local_part\n  group = {AGENT_GROUP}\n" in body
+    assert plan.agents == ("mda-agent",)
+    assert plan.settings == {"mda": {"agent": "require"}}
+
+
+def test_mda_without_the_agents_group_is_refused_or_falls_back_to_0666(
+    make_rig: Callable[[bool], Rig],
+) -> None:
+    rig = make_rig(True)
+    config = rig.stack.config
+    text = config.read_text()
+    config.write_text(text.replace(AGENT_GROUP, "no-such-group-mw"))
+    with pytest.raises(SetupError, match="agent_socket_group 'no-such-group-mw' does not exist"):
+        EXIM.plan(rig.ctx(), "mda")
+    # no group: the agent's own primary group, which Exim cannot be told: the socket is 0666
+    config.write_text(text.replace(f'"{AGENT_GROUP}"', '""'))
+    plan = EXIM.plan(rig.ctx(), "mda")
+    assert plan.settings == {"mda": {"agent": "require", "agent_socket_mode": "0666"}}
+    assert all("group =" not in (e.text or "") for e in plan.edits)
 
 
 def test_the_malware_acl_asks_the_daemon_over_tcp_when_it_listens_there(
@@ -361,10 +391,21 @@ def test_mda_hands_local_mail_to_mailwarden_mda_through_the_generated_configurat
     launcher = rig.folder / "bin" / "mailwarden"
     write_launcher(launcher)
     bin_dir, maildir = stand_in_mda(rig.folder / "mda")
-    give_to_mail_user(*(maildir / sub for sub in ("tmp", "new", "cur")), rig.folder / "mw/store")
+    give_to_mail_user(*(maildir / sub for sub in ("tmp", "new", "cur")))
+    # the store is root's, in a folder the delivering user cannot enter: what gets
+    # quarantined was written by the agent (which runs as root here)
+    store = rig.folder / "mw" / "store"
+    store.mkdir(mode=0o700)
     ctx = rig.ctx(mailwarden=str(launcher), path=f"{bin_dir}:{rig.site.search_path}")
     apply(EXIM.plan(ctx, "mda"), ctx, ask=None, out=print)
+    assert (rig.stack.config.parent / "conf.d" / "50-setup-exim.toml").exists()
     rig.stack.start_daemon()
+    # the agent as serve starts it: on the configuration setup left (conf.d included)
+    agent = rig.stack._spawn("mda-agent", ["mda-agent", "-c", str(rig.stack.config)])
+    sock = rig.folder / "mw" / "mda.sock"
+    wait_until(lambda: agent.popen.poll() is None and answers(str(sock)), 60, "the mda agent")
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o660
+    assert sock.stat().st_gid == grp.getgrnam(AGENT_GROUP).gr_gid
     rig.site.deliver_as(MAIL_USER)
     rig.site.start(rig.ports["smtp"])
     to = f"{MAIL_USER}@{LOCAL_DOMAIN}"
@@ -379,6 +420,12 @@ def test_mda_hands_local_mail_to_mailwarden_mda_through_the_generated_configurat
         assert data_reply(rig.ports["smtp"], SENDER, [to], infected)[0] == 250
         wait_until(lambda: in_quarantine(rig.stack, infected_id), 60, "EICAR in the quarantine")
         assert all(infected_id.encode() not in m for m in stored(maildir))
+    assert store.stat().st_uid == 0 and stat.S_IMODE(store.stat().st_mode) == 0o700
+    # both deliveries were judged by the agent: its per-message records name them
+    log = agent.output(100_000)
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    judged = [(r["envelope"]["recipients"], r["action"]) for r in records]
+    assert judged == [([to], "accept"), ([to], "quarantine")], log
 
 
 def test_a_configuration_setup_may_not_read_changes_nothing(

@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ import pytest
 from intercept.harness import EICAR, free_port, port_open, wait_until
 from intercept.mail import data_reply, make_message, send
 from intercept.mda.harness import MAIL_USER, give_to_mail_user, write_launcher
+from intercept.mda.resident import answers
 from mailwarden.daemon import DaemonClient
 from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError
 from setup.mta_trees import run_setup
@@ -129,6 +131,10 @@ downstream = "127.0.0.1:{ports["reinject"]}"
 
 [milter]
 socket = "inet:{ports["milter"]}@127.0.0.1"
+
+[mda]
+agent_socket = "{folder / "mda.sock"}"
+agent_socket_group = ""
 """
     config = folder / "mailwarden.toml"
     config.write_text(text)
@@ -211,6 +217,22 @@ def _quarantined(rig: Rig, *, as_user: str | None = None) -> list[dict[str, obje
 
 
 AGENT_PORT = {"content-filter": "filter", "proxy": "proxy", "milter": "milter", "mda": None}
+AGENT = {
+    "content-filter": "smtp-filter",
+    "proxy": "smtp-proxy",
+    "milter": "milter",
+    "mda": "mda-agent",
+}
+
+
+def _store_only_root_may_write(rig: Rig) -> None:
+    """The store becomes root's (serve's user here), in a folder ``nobody`` cannot enter:
+    a delivery run as ``nobody`` that gets its mail stored or quarantined went through
+    the agent."""
+    store = rig.config.parent / "store"
+    for path in (store, *store.rglob("*")):
+        os.chown(path, 0, 0)
+    store.chmod(0o700)
 
 
 @pytest.mark.parametrize("mode", ["content-filter", "proxy", "milter", "mda"])
@@ -227,8 +249,13 @@ def test_setup_carries_mail_and_uninstall_restores_every_byte(rig: Rig, mode: st
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"check passed: postfix -c {rig.site.config_dir} check" in done.stdout
     assert "postconf -c" in done.stdout  # the commands are shown as they run
-    if mode != "mda":  # the agent is enabled in a drop-in, shown as a diff
-        assert f"+++ {rig.config.parent / 'conf.d' / '50-setup.toml'}" in done.stdout
+    # the agent is enabled in Postfix's own drop-in, shown as a diff
+    drop_in = rig.config.parent / "conf.d" / "50-setup-postfix.toml"
+    assert f"+++ {drop_in}" in done.stdout
+    assert f'+agents = ["{AGENT[mode]}"]' in done.stdout
+    if mode == "mda":
+        # local(8) runs the command as each recipient, primary group only
+        assert '+agent = "require"\n+agent_socket_mode = "0666"' in done.stdout
     if live:
         assert f"ran: {reload}" in done.stdout
     else:
@@ -240,12 +267,18 @@ def test_setup_carries_mail_and_uninstall_restores_every_byte(rig: Rig, mode: st
     again = rig.setup("--mode", mode, "--yes")
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
 
+    if mode == "mda":
+        _store_only_root_may_write(rig)
     if not live:
         rig.site.start()
     serve = Serve(rig)
     try:
         agent = AGENT_PORT[mode]
         serve.wait(None if agent is None else rig.ports[agent])
+        if mode == "mda":
+            sock = rig.config.parent / "mda.sock"
+            wait_until(lambda: answers(str(sock)), 60, "the mda agent's socket")
+            assert stat.S_IMODE(sock.stat().st_mode) == 0o666
         _mail_takes_its_path(rig, mode)
     except BaseException:
         print(serve.output(), rig.site.log())
@@ -292,13 +325,18 @@ def _mail_takes_its_path(rig: Rig, mode: str) -> None:
         assert "Eicar" in text
     else:
         send(site.smtp_port, "sender@remote.example", [to], infected)
-        as_user = MAIL_USER if mode == "mda" else None
+        # mda: the agent (root) wrote the quarantine; the recipient could not have
+        as_user = None
 
         def held() -> bool:
             return any(e.get("subject") == subject for e in _quarantined(rig, as_user=as_user))
 
         wait_until(held, 90, "EICAR in the quarantine")
     assert all(m["Message-ID"] != infected_id for m in box())
+    if mode == "mda":
+        store = rig.config.parent / "store"
+        assert store.stat().st_uid == 0 and stat.S_IMODE(store.stat().st_mode) == 0o700
+        assert (store / "mailwarden.sqlite3").stat().st_uid == 0
 
 
 def test_a_failing_checker_restores_every_file(rig: Rig) -> None:
@@ -504,3 +542,21 @@ def test_other_milters_stay_and_another_content_filter_is_refused(stock: Path) -
     assert not any("non_smtpd_milters" in line for line in lines), lines
     with pytest.raises(SetupError, match="content_filter is already smtp-amavis"):
         _plan(stock, "content-filter")
+
+
+def test_mda_enables_the_agent_with_a_socket_every_recipient_reaches(
+    stock: Path, tmp_path: Path
+) -> None:
+    closed = tmp_path / "run-mw"
+    closed.mkdir(mode=0o750)
+    config = stock.parent / "mailwarden.toml"
+    config.write_text(f'[mda]\nagent_socket = "{closed / "mda.sock"}"\nagent_socket_group = ""\n')
+    plan = INTEGRATIONS["postfix"].plan(
+        SetupContext(stock, "/usr/bin/mailwarden", config, systemd=False), "mda"
+    )
+    assert plan.agents == ("mda-agent",)
+    # local(8) gives the command the recipient's primary group only: no group covers all
+    assert plan.settings == {"mda": {"agent": "require", "agent_socket_mode": "0666"}}
+    # the socket's folder is closed to others: the plan says what to open
+    [note] = [n for n in plan.notes if "searchable by others" in n]
+    assert f"make {closed}" in note, note

@@ -6,22 +6,31 @@ run exactly as qmail-smtpd runs qmail-queue (``support/qmail_standin.py``):
 clean mail is queued tagged with its envelope, EICAR is refused with exit 31
 (554).  mda mode: qmail-start's default delivery runs ``mailwarden mda``
 before procmail, executed as qmail-local does (``/bin/sh -c`` with the
-environment qmail-command(8) lists).  A second run has nothing to do;
+environment qmail-command(8) lists, as the recipient), which hands the
+message to the mda agent setup enabled (its socket 0666, the store root's:
+what is stored or quarantined went through the agent).  A second run has nothing to do;
 ``--uninstall`` restores every byte and mode (the setuid bit included).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from intercept.harness import EICAR, Stack
+from intercept.harness import EICAR, Stack, wait_until
 from intercept.mail import make_message
+from intercept.mda.harness import MAIL_USER, give_to_mail_user, write_launcher
+from intercept.mda.resident import answers
 from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError
 from setup.mta_trees import launcher, qmail_home, run_setup, tree_snapshot
 from support.qmail_standin import queued, submit
@@ -100,20 +109,48 @@ def test_renamed_qmail_queue_without_the_variable(tmp_path: Path, stack: Stack) 
     assert real.stat().st_mode & 0o7777 == 0o4755
 
 
-def test_mda_as_qmail_starts_default_delivery(tmp_path: Path, stack: Stack) -> None:
+@pytest.fixture
+def agent_stack() -> Iterator[Stack]:
+    """A daemon's configuration whose mda agent listens where the mail user can reach it,
+    below a folder every user may enter (not pytest's 0700 one)."""
+    folder = Path(tempfile.mkdtemp(prefix="mwsetup-qmail-"))
+    folder.chmod(0o755)
+    sock = folder / "mw" / "mda.sock"
+    stack = Stack.create(
+        folder / "mw",
+        extra_toml=f'[mda]\nagent_socket = "{sock}"\nagent_socket_group = ""\n',
+    )
+    (folder / "mw").chmod(0o755)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+        if not os.environ.get("MAILWARDEN_KEEP_TEST_ROOT"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_mda_as_qmail_starts_default_delivery(agent_stack: Stack) -> None:
     if shutil.which("procmail") is None:
         missing("procmail is not installed (scripts/bootstrap installs it)")
-    home = qmail_home(tmp_path / "var-qmail", tmp_path / "queue", qmailqueue=True)
-    program = launcher(tmp_path / "bin" / "mailwarden")
+    stack = agent_stack
+    folder = stack.root.parent
+    home = qmail_home(folder / "var-qmail", folder / "queue", qmailqueue=True)
+    program = folder / "bin" / "mailwarden"
+    write_launcher(program)  # one the delivering user can run
     # preline(1) stand-in: the three lines qmail-local puts in the environment, then the message
     (home / "bin" / "preline").write_text(
         '#!/bin/sh\n{ printf "%s%s%s" "$UFLINE" "$RPLINE" "$DTLINE"; cat; } | "$@"\n'
     )
     (home / "bin" / "preline").chmod(0o755)
     original = tree_snapshot(home)
+    mw_original = {k: v for k, v in tree_snapshot(stack.root).items() if k.endswith(".toml")}
 
     done = _setup(home, stack, program, "--mode", "mda", "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
+    # qmail-local delivers as each recipient, primary group only: the agent's socket is 0666
+    assert f"+++ {stack.root / 'conf.d' / '50-setup-qmail.toml'}" in done.stdout
+    assert '+agents = ["mda-agent"]' in done.stdout
+    assert '+agent = "require"\n+agent_socket_mode = "0666"' in done.stdout
     rc = (home / "rc").read_text()
     found = re.search(r"qmail-start ('[^']*')", rc)
     assert found is not None, rc
@@ -121,21 +158,31 @@ def test_mda_as_qmail_starts_default_delivery(tmp_path: Path, stack: Stack) -> N
     assert delivery.startswith(f"|preline {program} mda -c {stack.config} ")
     assert delivery.endswith("procmail DEFAULT=./Maildir/")
 
-    user_home = tmp_path / "home"
-    (user_home / "Maildir").mkdir(parents=True)
+    # the store is root's (the agent's user here), in a folder the recipient cannot enter
+    store = stack.root / "store"
+    store.mkdir(mode=0o700)
+    stack.start_daemon()
+    agent = stack._spawn("mda-agent", ["mda-agent", "-c", str(stack.config)])
+    sock = stack.root / "mda.sock"
+    wait_until(lambda: agent.popen.poll() is None and answers(str(sock)), 60, "the mda agent")
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o666
+
+    user_home = folder / "home"
+    give_to_mail_user(user_home, *(user_home / "Maildir" / sub for sub in ("tmp", "new", "cur")))
 
     def deliver(message: bytes) -> subprocess.CompletedProcess[bytes]:
         env = {
             "PATH": f"{home / 'bin'}:/usr/bin:/bin",
             "HOME": str(user_home),
-            "USER": "root",
+            "USER": MAIL_USER,
             "SENDER": "a@remote.example",
             "RECIPIENT": "b@test.example",
             "UFLINE": "From a@remote.example Thu Jan  1 00:00:00 2026\n",
             "RPLINE": "Return-Path: <a@remote.example>\n",
             "DTLINE": "Delivered-To: b@test.example\n",
         }
-        # qmail-command(8): the command after | runs through /bin/sh -c, in the home
+        # qmail-command(8): the command after | runs through /bin/sh -c, in the home,
+        # as the recipient
         return subprocess.run(
             ["/bin/sh", "-c", delivery[1:]],
             input=message.replace(b"\r\n", b"\n"),
@@ -144,6 +191,7 @@ def test_mda_as_qmail_starts_default_delivery(tmp_path: Path, stack: Stack) -> N
             capture_output=True,
             timeout=120,
             check=False,
+            user=MAIL_USER,
         )
 
     clean, clean_id = make_message(sender="a@remote.example", to="b@test.example")
@@ -159,10 +207,18 @@ def test_mda_as_qmail_starts_default_delivery(tmp_path: Path, stack: Stack) -> N
     assert len(list((user_home / "Maildir" / "new").iterdir())) == 1
     listed = stack.cli("quarantine", "list", "--json")
     assert "Eicar" in listed.stdout
+    # the recipient could not have written that store: the agent did
+    assert store.stat().st_uid == 0 and stat.S_IMODE(store.stat().st_mode) == 0o700
+    records = [json.loads(line) for line in agent.output(100_000).splitlines() if line[:1] == "{"]
+    assert [r["action"] for r in records] == ["accept", "quarantine"]
+    stack.stop_all()
 
     gone = _setup(home, stack, program, "--uninstall", "--yes")
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert tree_snapshot(home) == original
+    assert {
+        k: v for k, v in tree_snapshot(stack.root).items() if k.endswith(".toml")
+    } == mw_original
 
 
 def test_not_installed(tmp_path: Path, stack: Stack) -> None:
@@ -206,6 +262,8 @@ def test_mda_in_control_defaultdelivery_and_program_deliveries(tmp_path: Path) -
         '--sender "$SENDER" --recipient "$RECIPIENT" -- /usr/bin/maildrop\n'
     )
     assert [c.argv for c in plan.reloads] == [("svc", "-t", str(home / "supervise/qmail-send"))]
+    assert plan.agents == ("mda-agent",)
+    assert plan.settings == {"mda": {"agent": "require", "agent_socket_mode": "0666"}}
 
     (home / "control" / "defaultdelivery").write_text(plan.edits[0].text or "")
     with pytest.raises(SetupError, match="already runs mailwarden"):

@@ -20,6 +20,7 @@ UTS namespace named ``mx.test.example``, as ``support/sendmail.py`` does.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ import pytest
 
 from intercept.harness import EICAR, Stack, free_port, wait_until
 from intercept.mail import data_reply, make_message
+from intercept.mda.resident import answers
 from intercept.milter.conftest import start_milter_process
 from mailwarden.setup import INTEGRATIONS, SetupContext, SetupError
 from setup.mta_sites import in_quarantine, snapshot, stand_in_mda, stored
@@ -128,7 +130,12 @@ def rig() -> Iterator[Rig]:
         sendmail = SendmailInstance.create(
             folder / "mail", root, port=free_port(), relay_port=relay_port
         )
-        stack = Stack.create(folder / "mw", extra_toml=f'[milter]\nsocket = "{milter}"\n')
+        agent = folder / "mw" / "mda.sock"
+        stack = Stack.create(
+            folder / "mw",
+            extra_toml=f'[milter]\nsocket = "{milter}"\n'
+            f'[mda]\nagent_socket = "{agent}"\nagent_socket_group = ""\n',
+        )
         try:
             yield Rig(folder, root, sendmail, stack, sink, milter)
         finally:
@@ -184,7 +191,9 @@ def test_mda_defines_the_local_mailer_after_every_feature(rig: Rig) -> None:
     assert "define(`LOCAL_MAILER_FLAGS', `SPhn9')dnl\n" in text
     assert text.index("LOCAL_MAILER_PATH") > text.rindex("FEATURE(")
     assert text.index("LOCAL_MAILER_PATH") < text.index("MAILER(`local')")
-    assert plan.agents == ()
+    # the local mailer runs as root: the agent's socket stays as configured
+    assert plan.agents == ("mda-agent",)
+    assert plan.settings == {"mda": {"agent": "require"}}
 
 
 def test_a_second_plan_changes_nothing(rig: Rig) -> None:
@@ -230,10 +239,16 @@ def test_sendmail_not_installed_is_a_clear_error(tmp_path: Path) -> None:
 
 @contextlib.contextmanager
 def _running(rig: Rig, *, milter: bool) -> Iterator[None]:
-    """The daemon (and the milter), then Sendmail on the configuration setup left."""
+    """The daemon (and the milter, or else the mda agent), then Sendmail on the
+    configuration setup left."""
     rig.stack.start_daemon()
     if milter:
         start_milter_process(rig.stack, rig.milter)
+    else:
+        # as serve starts it: on the configuration setup left (conf.d included)
+        agent = rig.stack._spawn("mda-agent", ["mda-agent", "-c", str(rig.stack.config)])
+        sock = str(rig.stack.root / "mda.sock")
+        wait_until(lambda: agent.popen.poll() is None and answers(sock), 60, "the mda agent")
     rig.sendmail.start()
     try:
         yield
@@ -288,10 +303,12 @@ def test_mda_setup_makes_the_local_mailer_scan_and_uninstalls(rig: Rig) -> None:
     built = subprocess.run(["m4", str(mc)], capture_output=True, check=True, timeout=60)
     rig.sendmail.cf.write_bytes(built.stdout)
     bin_dir, maildir = stand_in_mda(rig.folder / "mda")
-    original = rig.files()
+    original, mw_original = rig.files(), rig.mailwarden_files()
 
     done = rig.setup("--mode", "mda", "--yes", search=str(bin_dir))
     assert done.returncode == 0, done.stdout + done.stderr
+    assert f"+++ {rig.stack.root / 'conf.d' / '50-setup-sendmail.toml'}" in done.stdout
+    assert '+agents = ["mda-agent"]' in done.stdout and '+agent = "require"' in done.stdout
     cf = (rig.config_dir / "sendmail.cf").read_text()
     [mailer] = [line for line in cf.splitlines() if line.startswith("Mlocal,")]
     assert f"P={Path(sys.executable).parent / 'mailwarden'}," in mailer
@@ -313,10 +330,19 @@ def test_mda_setup_makes_the_local_mailer_scan_and_uninstalls(rig: Rig) -> None:
         # the default policy after the queue: quarantined, never handed to the MDA
         wait_until(lambda: in_quarantine(rig.stack, infected_id), 60, "EICAR in the quarantine")
         assert all(infected_id.encode() not in m for m in stored(maildir))
+        # both were judged by the agent (agent = "require": mda never scans by itself)
+        log = rig.stack.procs["mda-agent"].output(100_000)
+        records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        judged = [(r["envelope"]["recipients"], r["action"]) for r in records]
+        assert judged == [
+            ([f"nobody@{HOSTNAME}"], "accept"),
+            ([f"nobody@{HOSTNAME}"], "quarantine"),
+        ]
 
     gone = rig.setup("--uninstall", "--yes")
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert rig.files() == original
+    assert rig.mailwarden_files() == mw_original
 
 
 def test_a_failing_checker_restores_every_file(rig: Rig) -> None:

@@ -54,8 +54,10 @@ DESCRIPTION = textwrap.dedent(
     a note.
 
     The mailwarden side is configured too: the agent the mode needs is added
-    to [serve] agents in conf.d/50-setup.toml beside the configuration file,
-    and `systemctl enable`/`restart mailwarden` runs where systemd is running.
+    to [serve] agents in the MTA's own drop-in, conf.d/NN-setup-MTA.toml beside
+    the configuration file (mda modes: the mda agent, and the [mda] settings
+    that let the MTA's deliveries reach its socket), and `systemctl
+    enable`/`restart mailwarden` runs where systemd is running.
 
     Running setup again changes nothing ("nothing to do"). --uninstall lists
     what it will restore, asks, and puts every file back from the manifest; a
@@ -81,7 +83,8 @@ EPILOG = textwrap.dedent(
                                                     with --mta-config-dir DIR it is kept
                                                     in DIR.mailwarden-setup/)
       .../MTA/backup-TIME/PATH                       the copy of each file before setup
-      CONFIG_DIR/conf.d/50-setup.toml                mailwarden's side
+      CONFIG_DIR/conf.d/50-setup-MTA.toml            mailwarden's side (51-... for a
+                                                    second MTA, after the first's)
 
     examples:
       mailwarden setup                                       ask

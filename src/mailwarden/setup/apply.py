@@ -613,6 +613,9 @@ def _uninstall(
         result = run_command(mailwarden_side.service_disable(), ctx)
         if result.returncode != 0:
             out(f"warning: systemctl disable --now mailwarden failed: {_output(result)}")
+    leftover = mailwarden_side.leftover_agents(ctx, list(manifest.plan.get("agents", [])))
+    if leftover:
+        out(f"note: {leftover}")
     if kept:
         manifest.files = kept
         save_manifest(ctx, manifest)

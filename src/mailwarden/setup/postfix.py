@@ -17,7 +17,10 @@ Modes, each Postfix's own documented mechanism:
   cannot be reached, so the plan then moves the milter to
   ``inet:8890@127.0.0.1`` and says so.
 * ``mda``: ``mailbox_command`` runs ``mailwarden mda`` in front of the
-  current one (procmail when there is none).  No agent: local(8) starts it.
+  current one (procmail when there is none).  Agent: ``mda-agent``, which
+  the command hands each message to; local(8) runs it as each recipient
+  with their primary group only, so the agent's socket is 0666
+  (``mailwarden_side.mda_agent``).
 
 Every change is a ``postconf`` command (``-e`` for main.cf, ``-M`` and
 ``-P`` for master.cf) that ``touches`` the file it rewrites; a setting that
@@ -283,6 +286,10 @@ class PostfixIntegration:
             notes += _milter(planner, config, pf, settings)
         else:
             notes += _mda(planner, ctx)
+            # local(8) runs the command as each recipient, primary group only
+            side = mailwarden_side.mda_agent(config, "any-user")
+            agents, settings = side.agents, side.settings
+            notes += side.notes
         return Plan(
             mta="postfix",
             mode=mode,
@@ -444,10 +451,6 @@ def _mda(planner: _Planner, ctx: SetupContext) -> list[str]:
         original = f'{procmail} -a "$EXTENSION"'
         notes.append(f"mailbox_command was empty: mailwarden hands mail to {procmail}")
     planner.main("mailbox_command", prefix + original, why="scan before the MDA stores mail")
-    notes.append(
-        "local(8) runs mailwarden mda as each recipient: see docs/mda.md for the daemon "
-        "socket's permissions and the store"
-    )
     return notes
 
 

@@ -20,6 +20,9 @@ Modes:
 * ``mda``: qmail-start's default delivery becomes ``|preline mailwarden mda
   ... -- MDA``: a program delivery is wrapped as it is; a mailbox or Maildir
   (``./Mailbox``, ``./Maildir/``) is handed to procmail with that ``DEFAULT``.
+  Agent: ``mda-agent``, which the command hands each message to;
+  qmail-local runs it as each recipient with their primary group only
+  (qmail-lspawn sets no other group), so the agent's socket is 0666.
 
 There is no qmail checker: the checks are ``sh -n`` on every script setup
 wrote or edited and ``test -x`` on the real qmail-queue the wrapper runs.
@@ -36,8 +39,9 @@ import re
 import shlex
 from pathlib import Path
 
+from mailwarden.config import Config
 from mailwarden.setup import mailwarden_side
-from mailwarden.setup.mta_tools import find_program
+from mailwarden.setup.mta_tools import find_program, mailwarden_config
 from mailwarden.setup.plan import Command, Detected, FileEdit, Plan, SetupContext, SetupError
 
 MODES = ("qmail-queue", "mda")
@@ -113,7 +117,7 @@ class QmailIntegration:
             raise SetupError(f"qmail: not installed ({home}/bin/qmail-queue is missing)")
         if mode == "qmail-queue":
             return _qmail_queue(ctx, home)
-        return _mda(ctx, home)
+        return _mda(ctx, home, mailwarden_config(ctx))
 
 
 def _qmail_queue(ctx: SetupContext, home: Path) -> Plan:
@@ -198,7 +202,7 @@ def _qmail_queue(ctx: SetupContext, home: Path) -> Plan:
     )
 
 
-def _mda(ctx: SetupContext, home: Path) -> Plan:
+def _mda(ctx: SetupContext, home: Path, config: Config) -> Plan:
     rc = home / "rc"
     rc_text = _read(rc)
     prefix = (
@@ -241,13 +245,16 @@ def _mda(ctx: SetupContext, home: Path) -> Plan:
         )
     else:
         notes.append("restart qmail: qmail-start reads the default delivery only when it starts")
+    side = mailwarden_side.mda_agent(config, "any-user")
     return Plan(
         mta="qmail",
         mode="mda",
         edits=(edit,),
         checks=checks,
         reloads=reloads,
-        notes=tuple(notes),
+        agents=side.agents,
+        settings=side.settings,
+        notes=(*notes, *side.notes),
     )
 
 

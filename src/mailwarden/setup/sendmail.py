@@ -13,8 +13,9 @@ same macros:
   ``milter``.
 * ``mda``: ``LOCAL_MAILER_PATH``/``ARGS``/``FLAGS`` run ``mailwarden mda
   --sender $f --recipient $u@$j -- procmail -Y -a $h -d $u`` as the local
-  mailer (flags ``SPhn9``: those of ``local_procmail`` without ``f``).  No
-  agent: Sendmail starts it for each delivery.
+  mailer (flags ``SPhn9``: those of ``local_procmail`` without ``f``).
+  Agent: ``mda-agent``, which the command hands each message to; the local
+  mailer runs as root (``S``), which reaches the agent's socket as it is.
 
 The command is ``m4 sendmail.mc > sendmail.cf`` (it ``touches`` sendmail.cf);
 the checker ``sendmail -C sendmail.cf -bt -d0.1 < /dev/null``, which exits
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from mailwarden.config import Config
 from mailwarden.config.load import DEFAULT_PATH
+from mailwarden.setup import mailwarden_side
 from mailwarden.setup.marked_block import MarkedBlock
 from mailwarden.setup.mta_tools import (
     active_line,
@@ -139,10 +141,14 @@ class SendmailIntegration:
         mc, cf = folder / "sendmail.mc", folder / "sendmail.cf"
         text = _read(mc)
         config = mailwarden_config(ctx)
+        settings: dict[str, dict[str, object]] = {}
         if mode == "milter":
             body, notes, agents = _milter(text, config, str(mc))
         else:
             body, notes, agents = _mda(text, ctx, str(mc))
+            side = mailwarden_side.mda_agent(config, "root")
+            agents, settings = side.agents, side.settings
+            notes += side.notes
         new = BLOCK.put(text, body, before=_MAILERS, where=str(mc))
         edits: tuple[FileEdit, ...] = ()
         commands: tuple[Command, ...] = ()
@@ -180,6 +186,7 @@ class SendmailIntegration:
             ),
             reloads=(reload,),
             agents=agents,
+            settings=settings,
             notes=tuple(notes),
         )
 
