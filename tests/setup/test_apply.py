@@ -412,3 +412,31 @@ def test_a_second_run_at_the_same_time_stops_at_once(etc: Path, setup_ctx: Ctx) 
             uninstall(ctx, "toy", ask=None, out=Lines(), running=False)
     assert _tree(etc) == before
     assert apply(_plan(etc), ctx, ask=None, out=Lines(), running=False) is not None
+
+
+def test_a_0666_mda_socket_in_the_units_runtime_folder_opens_it_under_systemd(
+    setup_ctx: Ctx,
+) -> None:
+    from mailwarden.setup import mailwarden_side
+
+    plan = Plan(
+        mta="toy",
+        mode="mda",
+        agents=("mda-agent",),
+        settings={"mda": {"agent": "require", "agent_socket_mode": "0666"}},
+    )
+    # the default socket, /run/mailwarden/mda.sock: the unit makes that folder 0750
+    edits = mailwarden_side.mailwarden_edits(plan, setup_ctx(None, systemd=True))
+    [unit] = [e for e in edits if mailwarden_side.is_unit_file(e.path)]
+    assert unit.path == Path("/etc/systemd/system/mailwarden.service.d/50-setup-toy.conf")
+    assert (unit.text or "").endswith("[Service]\nRuntimeDirectoryMode=0751\n")
+    # no systemd, or a socket elsewhere: the unit is not touched
+    assert not any(
+        mailwarden_side.is_unit_file(e.path)
+        for e in mailwarden_side.mailwarden_edits(plan, setup_ctx(None, systemd=False))
+    )
+    ctx = setup_ctx(None, systemd=True)
+    ctx.mailwarden_config.write_text('[mda]\nagent_socket = "/srv/mw/mda.sock"\n')
+    assert not any(
+        mailwarden_side.is_unit_file(e.path) for e in mailwarden_side.mailwarden_edits(plan, ctx)
+    )

@@ -231,8 +231,11 @@ def _missing_dirs(path: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def _service_steps(ctx: SetupContext, changed: bool) -> tuple[tuple[Command, ...], bool | None]:
-    """The systemctl commands that make mailwarden run what the plan enabled."""
+def _service_steps(
+    ctx: SetupContext, changed: bool, units: bool = False
+) -> tuple[tuple[Command, ...], bool | None]:
+    """The systemctl commands that make mailwarden run what the plan enabled
+    (``units``: a drop-in for its unit changed, which systemd reads on daemon-reload)."""
     if not mailwarden_side.systemd_running(ctx):
         return (), None
     probe = Command(("systemctl", "is-enabled", "--quiet", mailwarden_side.SERVICE))
@@ -240,6 +243,8 @@ def _service_steps(ctx: SetupContext, changed: bool) -> tuple[tuple[Command, ...
     active_probe = Command(("systemctl", "is-active", "--quiet", mailwarden_side.SERVICE))
     active = run_command(active_probe, ctx).returncode == 0
     steps: list[Command] = []
+    if units:
+        steps.append(_DAEMON_RELOAD)
     if not enabled:
         steps.append(Command(("systemctl", "enable", mailwarden_side.SERVICE), why="at boot"))
     if not active or changed:
@@ -250,6 +255,9 @@ def _service_steps(ctx: SetupContext, changed: bool) -> tuple[tuple[Command, ...
             )
         )
     return tuple(steps), enabled
+
+
+_DAEMON_RELOAD = Command(("systemctl", "daemon-reload"), why="read the unit's drop-in")
 
 
 def _is_running(plan: Plan, ctx: SetupContext) -> bool:
@@ -314,7 +322,8 @@ def _apply(
         )
     side = mailwarden_side.mailwarden_edits(plan, ctx)
     edits = effective_edits((*plan.edits, *side))
-    service, enabled_before = _service_steps(ctx, changed=bool(side))
+    units = any(mailwarden_side.is_unit_file(e.path) for e in edits)
+    service, enabled_before = _service_steps(ctx, changed=bool(side), units=units)
     if not edits and not plan.commands and not service:
         out(f"{plan.mta} ({plan.mode}): nothing to do, everything is already in place")
         return None
@@ -609,6 +618,11 @@ def _uninstall(
         for c in manifest.plan.get("reloads", [])
     )
     _run_reloads(reloads, ctx, running=running, mta=mta, out=out)
+    units = any(mailwarden_side.is_unit_file(rec.path) for rec in manifest.files)
+    if units and mailwarden_side.systemd_running(ctx):
+        result = run_command(_DAEMON_RELOAD, ctx)
+        if result.returncode != 0:
+            out(f"warning: systemctl daemon-reload failed: {_output(result)}")
     if manifest.service_enabled_before is False and mailwarden_side.systemd_running(ctx):
         result = run_command(mailwarden_side.service_disable(), ctx)
         if result.returncode != 0:

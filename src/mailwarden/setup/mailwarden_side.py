@@ -24,6 +24,12 @@ one keeps the later list, which still names the earlier MTA's agents
 ``mda`` modes add the resident ``mda-agent`` and the ``[mda]`` settings that
 let the MTA's delivery process reach its socket (:func:`mda_agent`).
 
+Where systemd runs, an ``mda`` mode whose socket becomes 0666 in the unit's
+``/run/mailwarden`` also gets a drop-in for the unit,
+``/etc/systemd/system/mailwarden.service.d/50-setup-MTA.conf``, making that
+folder 0751 (searchable by the recipients, not listable); ``apply`` then runs
+``systemctl daemon-reload`` before (re)starting the service.
+
 The service step is ``systemctl enable --now mailwarden`` where systemd runs.
 
 SECURITY: writes only files under mailwarden's configuration folder, through
@@ -56,6 +62,10 @@ _DROP_IN = re.compile(r"^(\d\d)-setup(?:-([a-z0-9]+))?\.toml$")
 FIRST_NUMBER = 50
 SERVICE = "mailwarden"
 MDA_AGENT = "mda-agent"
+#: drop-ins for mailwarden's unit (where ``systemctl edit`` writes them too)
+UNIT_DROP_INS = Path("/etc/systemd/system") / f"{SERVICE}.service.d"
+#: the unit's RuntimeDirectory=, 0750 in the unit
+RUNTIME_DIR = Path("/run/mailwarden")
 
 _HEADER = (
     "# Written by `mailwarden setup`; `mailwarden setup --uninstall` restores the\n"
@@ -98,6 +108,7 @@ def mailwarden_edits(plan: Plan, ctx: SetupContext) -> tuple[FileEdit, ...]:
         effective = load_config(main) if main.exists() else defaults()
     except ConfigError as exc:
         raise SetupError(f"mailwarden's configuration does not load, fix it first: {exc}") from exc
+    units = _unit_edits(plan, ctx, effective)
     agents = list(effective["serve"]["agents"])
     missing_agents = [a for a in plan.agents if a not in agents]
     changed = {
@@ -106,7 +117,7 @@ def mailwarden_edits(plan: Plan, ctx: SetupContext) -> tuple[FileEdit, ...]:
     }
     changed = {s: keys for s, keys in changed.items() if keys}
     if not missing_agents and not changed:
-        return ()
+        return units
     path = drop_in_path(ctx, plan.mta)
     current = _read_toml(path)
     if missing_agents:
@@ -119,7 +130,37 @@ def mailwarden_edits(plan: Plan, ctx: SetupContext) -> tuple[FileEdit, ...]:
     edits.append(
         FileEdit(path, _HEADER + _render(current), mode=0o644, why="enable the agents setup needs")
     )
-    return tuple(edits)
+    return (*edits, *units)
+
+
+def _unit_edits(plan: Plan, ctx: SetupContext, effective: Config) -> tuple[FileEdit, ...]:
+    """A 0666 mda socket in the unit's runtime folder: every user must be able to search it.
+
+    The unit creates /run/mailwarden 0750 (RuntimeDirectoryMode=); a drop-in
+    of this MTA's own makes it 0751, searchable but not listable by others.
+    The daemon's socket in there keeps its own 0660.
+    """
+    if MDA_AGENT not in plan.agents or not systemd_running(ctx):
+        return ()
+    mode = plan.settings.get("mda", {}).get(
+        "agent_socket_mode", effective["mda"]["agent_socket_mode"]
+    )
+    if mode != "0666" or Path(str(effective["mda"]["agent_socket"])).parent != RUNTIME_DIR:
+        return ()
+    text = (
+        f"# Written by `mailwarden setup` ({plan.mta}, mode {plan.mode}); `mailwarden setup\n"
+        "# --uninstall` removes it.  The MTA runs `mailwarden mda` as each recipient, who\n"
+        f"# must reach the mda agent's socket (0666) in {RUNTIME_DIR}.\n"
+        "[Service]\n"
+        "RuntimeDirectoryMode=0751\n"
+    )
+    path = UNIT_DROP_INS / f"50-setup-{plan.mta}.conf"
+    return (FileEdit(path, text, mode=0o644, why=f"every recipient may search {RUNTIME_DIR}"),)
+
+
+def is_unit_file(path: Path | str) -> bool:
+    """Whether ``path`` is one of setup's drop-ins for mailwarden's unit (daemon-reload)."""
+    return Path(path).parent == UNIT_DROP_INS
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +252,8 @@ def _folder_notes(folder: Path) -> list[str]:
         return []
     return [
         f"every recipient must reach the socket: make {', '.join(closed)} searchable by "
-        "others (chmod o+x; with systemd, RuntimeDirectoryMode=0751 for /run/mailwarden in "
-        "`systemctl edit mailwarden`), or name another folder in [mda] agent_socket"
+        f"others (chmod o+x), or name another folder in [mda] agent_socket; for {RUNTIME_DIR} "
+        "under systemd, setup sets RuntimeDirectoryMode=0751 for the mailwarden unit"
     ]
 
 
