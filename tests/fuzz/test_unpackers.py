@@ -1,7 +1,8 @@
 """Fuzzing every unpacker through the engine: archives nested in archives.
 
 Inputs are chains of up to five containers (zip with each compression method,
-tar, gzip, bzip2, xz, 7z, RAR, PDF embedded files) around a payload, with
+tar, gzip, bzip2, xz, 7z, RAR, PDF embedded files, OLE2 streams; TNEF has
+its own mutation fuzzing in tests/engine/unpack/test_tnef.py) around a payload, with
 member names an attacker would choose (``../../etc/passwd``, absolute paths,
 NUL, bidi overrides, very long names).  Two properties:
 
@@ -34,6 +35,9 @@ from mailwarden.engine import Engine, EngineSettings
 from mailwarden.verdict import Status
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine" / "unpack"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "engine" / "heuristics"))
+from ole2_builder import build as ole2_build
+from ole2_builder import stream as ole2_stream
 from unpack_support import rar4_stored
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -102,6 +106,11 @@ def _pdf(data: bytes, name: str) -> bytes:
     )
 
 
+def _ole2(data: bytes, _name: str) -> bytes:
+    # stream names are at most 31 characters of the document's own choosing
+    return ole2_build(ole2_stream("Contents", data))
+
+
 WRAPPERS: dict[str, Callable[[bytes, str], bytes]] = {
     "zip-stored": _zip(zipfile.ZIP_STORED),
     "zip-deflated": _zip(zipfile.ZIP_DEFLATED),
@@ -114,6 +123,7 @@ WRAPPERS: dict[str, Callable[[bytes, str], bytes]] = {
     "7z": _7z,
     "rar": _rar,
     "pdf": _pdf,
+    "ole2": _ole2,
 }
 
 _chains = st.lists(st.tuples(st.sampled_from(sorted(WRAPPERS)), _names), min_size=1, max_size=5)
