@@ -232,7 +232,10 @@ def test_failed_child_compile_is_a_signature_error(monkeypatch: pytest.MonkeyPat
 
 
 @needs_hyperscan
-def test_one_database_per_target_and_only_the_buffers_targets_scanned() -> None:
+def test_one_database_per_target_and_only_the_buffers_targets_scanned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(matchers_mod, "SEPARATE_FROM", 1)
     any_target, pe_only = _patterns("61616161", "62626262")
     pe_only = Pattern(
         pe_only.regex, pe_only.hs, pe_only.exact, pe_only.caseless, pe_only.atoms, ANYWHERE, 1
@@ -243,3 +246,15 @@ def test_one_database_per_target_and_only_the_buffers_targets_scanned() -> None:
     assert built.candidates(b"aaaa bbbb", {0, 1}) == {0: 4, 1: 9}
     again = HyperscanMatcher.load(built.dump(), [])
     assert again.candidates(b"aaaa bbbb") == {0: 4, 1: 9}
+
+
+@needs_hyperscan
+def test_small_target_groups_share_the_any_target_database() -> None:
+    any_target, pe_only = _patterns("61616161", "62626262")
+    pe_only = Pattern(
+        pe_only.regex, pe_only.hs, pe_only.exact, pe_only.caseless, pe_only.atoms, ANYWHERE, 1
+    )
+    built = HyperscanMatcher.build([any_target, pe_only])
+    assert sorted(built.dump()) == [0]
+    # the signature set drops the PE pattern for a buffer that is not PE
+    assert built.candidates(b"aaaa bbbb", {0}) == {0: 4, 1: 9}

@@ -8,8 +8,10 @@ matchers give the same final answers; they differ only in speed.
 
 * :class:`HyperscanMatcher` compiles the patterns of each ClamAV target
   type into one block-mode database (DOTALL, SINGLEMATCH; CASELESS for
-  ``i``; PREFILTER for inexact forms) and scans a buffer with the databases
-  of the targets that apply to it (target 0 and its own type), as clamd
+  ``i``; PREFILTER for inexact forms; targets with fewer than
+  :data:`SEPARATE_FROM` entries join target 0's) and scans a buffer with
+  the databases of the targets that apply to it (target 0 and its own type),
+  as clamd
   keeps one matcher per type: a PE file never meets the HTML patterns, and
   at ClamAV's size, where the scan slows as the database outgrows the CPU
   caches, the smaller databases scan faster.  A pattern with gaps whose
@@ -51,6 +53,7 @@ from typing import Any, Protocol
 from mailwarden.engine.objects import Buffer
 from mailwarden.engine.signatures.hexsig import escape_literal
 from mailwarden.engine.signatures.tables import Pattern
+from mailwarden.engine.signatures.targets import ANY_TARGET
 from mailwarden.errors import SignatureError
 
 #: Atoms shorter than this would fire on almost every buffer.
@@ -59,6 +62,8 @@ MIN_ATOM = 3
 MIN_HS_ATOM = 6
 #: Pattern sets at least this large are compiled in a child process.
 CHILD_COMPILE_FROM = 5000
+#: Targets with fewer entries than this share the target-0 database.
+SEPARATE_FROM = 5000
 
 
 class Matcher(Protocol):
@@ -130,6 +135,11 @@ class HyperscanMatcher:
                 flags |= hyperscan.HS_FLAG_PREFILTER
             entries.append((p.hs or p.regex, pid, flags))
         flags_per_pattern = bytes(confirm)
+        for target in [t for t in groups if t != ANY_TARGET]:
+            if len(groups[target]) < SEPARATE_FROM:
+                # a small group costs a second scan for little: the signature
+                # set drops the other targets' candidates anyway
+                groups.setdefault(ANY_TARGET, []).extend(groups.pop(target))
         # Hyperscan's compiler needs several times the final database size; in
         # a child process that heap goes away instead of staying in the daemon
         children = {
