@@ -46,6 +46,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from signatures import extract_commit, loadavg, update_benchmarks  # bench/signatures.py
+
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench/hostile.py -->", "<!-- end bench/hostile.py -->"
@@ -109,18 +111,6 @@ def _child(src: Path | None, sigdir: Path, payload: Path) -> dict[str, Any]:
     return result
 
 
-def _extract(commit: str, into: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", commit, "src"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into / "src"
-
-
-def _loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
 def render(result: dict[str, Any]) -> str:
     lines = [
         BEGIN,
@@ -172,7 +162,7 @@ def main(argv: list[str]) -> int:
     result: dict[str, Any] = {
         "when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": os.cpu_count(),
-        "load_before": _loadavg(),
+        "load_before": loadavg(),
         "patterns": args.patterns,
         "rows": [],
     }
@@ -181,7 +171,7 @@ def main(argv: list[str]) -> int:
         pieces = make_signatures(work / "sigs", args.patterns)
         engines: list[tuple[str, Path | None, int]] = [("working tree", None, 1 << 62)]
         if args.baseline:
-            src = _extract(args.baseline, work)
+            src = extract_commit(args.baseline, work)
             engines.append((args.baseline, src, args.baseline_max_size))
         for size in (int(x) for x in args.sizes.split(",") if x):
             for name, hit in (("miss", False), ("hit", True)):
@@ -194,7 +184,7 @@ def main(argv: list[str]) -> int:
                     row.update(engine=label, payload=name, size=size)
                     result["rows"].append(row)
                     print(json.dumps(row), flush=True)
-    result["load_after"] = _loadavg()
+    result["load_after"] = loadavg()
     command = ".venv/bin/python bench/hostile.py"
     if args.baseline:
         command += f" --baseline {args.baseline}"
@@ -207,8 +197,6 @@ def main(argv: list[str]) -> int:
     result["command"] = command
     print(json.dumps(result))
     if not args.no_update:
-        from signatures import update_benchmarks  # bench/signatures.py, beside this file
-
         update_benchmarks(render(result), BENCHMARKS_MD, BEGIN, END)
     return 0
 

@@ -5,6 +5,7 @@ Usage (from the repository root)::
     .venv/bin/python bench/signatures.py                  # 220k and 2.2M signature sets
     .venv/bin/python bench/signatures.py --sizes default  # 220k only
     .venv/bin/python bench/signatures.py --sigs DIR --corpus DIR --sizes default
+    .venv/bin/python bench/signatures.py --baseline COMMIT  # and an older engine, same run
 
 For each size it runs three fresh child processes on the same signature folder:
 
@@ -18,6 +19,11 @@ For each size it runs three fresh child processes on the same signature folder:
   time spent inside ``match``; msgs/s counts whole messages over walk plus
   match.  RSS after the scan and the peak during it (the peak is reset after
   the load) are reported, and the match time per file kind.
+
+``--baseline COMMIT`` repeats every measurement with the engine of
+``COMMIT`` (``git archive`` of its ``src`` into a temporary folder, put first
+on ``PYTHONPATH``), interleaved with this tree's so both see the same machine
+load; the table then has a row per size and engine.
 
 It prints one JSON line and rewrites the "Signature database" section of
 BENCHMARKS.md (``--no-update`` leaves the file alone).  Times depend on the
@@ -39,6 +45,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -150,23 +157,37 @@ def _scan(sigs: Any, corpus: Path) -> dict[str, Any]:
 # --- parent side ----------------------------------------------------------------
 
 
-def _child(mode: str, sigdir: Path, cache: Path, corpus: Path) -> dict[str, Any]:
+def _child(
+    mode: str, sigdir: Path, cache: Path, corpus: Path, src: Path | None = None
+) -> dict[str, Any]:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     cmd = [sys.executable, __file__, "_measure", mode, str(sigdir), str(cache), str(corpus)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{mode} measurement failed:\n{proc.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
 
-def run_profile(sigdir: Path, corpus: Path, cache: Path) -> dict[str, Any]:
+def run_profile(sigdir: Path, corpus: Path, cache: Path, src: Path | None = None) -> dict[str, Any]:
     return {
-        "cold": _child("cold", sigdir, cache, corpus),
-        "cached": _child("cached", sigdir, cache, corpus),
+        "cold": _child("cold", sigdir, cache, corpus, src),
+        "cached": _child("cached", sigdir, cache, corpus, src),
     }
 
 
-def _loadavg() -> str:
+def extract_commit(commit: str, into: Path) -> Path:
+    """``src`` of ``commit`` extracted under ``into``; returns its path."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", commit, "src"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"
+
+
+def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
@@ -186,13 +207,26 @@ def render(result: dict[str, Any]) -> str:
     ]
     for name, prof in result["profiles"].items():
         cold, cached = prof["cold"], prof["cached"]
+        label = name.replace(" @ ", ", engine of ")
         lines.append(
-            f"| {cached['signatures']:,} ({name}) | {cold['load_s']} | {cached['load_s']}"
+            f"| {cached['signatures']:,} ({label}) | {cold['load_s']} | {cached['load_s']}"
             f" | {cached['rss_after_load_mb']} | {cached['peak_scan_mb']}"
             f" | {cold['peak_load_mb']} ({cold['compile_child_peak_mb']})"
             f" | {cached['match_MB_per_s']} | {cached['msgs_per_s']} |"
         )
     lines.append("")
+    for engine in result.get("engines", ["this tree"]):
+        suffix = "" if engine == "this tree" else f" @ {engine}"
+        default = result["profiles"].get("default" + suffix)
+        big = result["profiles"].get("big" + suffix)
+        if default and big:
+            ratio = big["cached"]["msgs_per_s"] / default["cached"]["msgs_per_s"]
+            match = big["cached"]["match_MB_per_s"] / default["cached"]["match_MB_per_s"]
+            lines.append(
+                f"msgs/s at the big size over the default size, {engine}: {ratio:.0%}"
+                f" (match MB/s: {match:.0%})."
+            )
+            lines.append("")
     for name, prof in result["profiles"].items():
         kinds = ", ".join(f"{k} {v}" for k, v in prof["cached"]["per_kind_MB_per_s"].items())
         lines.append(f"Match MB/s per file kind ({name}): {kinds}.")
@@ -226,18 +260,22 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--corpus", type=Path, help="corpus folder (default: generated)")
     ap.add_argument("--work", type=Path, default=bench_work_dir())
     ap.add_argument("--no-update", action="store_true", help="do not rewrite BENCHMARKS.md")
+    ap.add_argument("--baseline", metavar="COMMIT", help="also measure this commit's engine")
     args = ap.parse_args(argv)
     sizes = [s for s in args.sizes.split(",") if s]
     if args.sigs and len(args.sigs) != len(sizes):
         ap.error("give one --sigs per size")
     corpus = args.corpus or make_corpus(args.work / "corpus-2000", n=2000)
+    tmp = tempfile.TemporaryDirectory(prefix="mw-sigbench-") if args.baseline else None
+    baseline_src = extract_commit(args.baseline, Path(tmp.name)) if tmp is not None else None
     result: dict[str, Any] = {
         "when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
-        "load_before": _loadavg(),
+        "load_before": loadavg(),
         "messages": len(list(corpus.glob("*.eml"))),
         "profiles": {},
+        "engines": ["this tree"] + ([args.baseline] if args.baseline else []),
     }
     for i, size in enumerate(sizes):
         counts = PROFILES[size]
@@ -248,12 +286,20 @@ def main(argv: list[str]) -> int:
         )
         cache = args.work / f"sigcache-{size}"
         result["profiles"][size] = run_profile(sigdir, corpus, cache)
-    result["load_after"] = _loadavg()
+        if baseline_src is not None:
+            result["profiles"][f"{size} @ {args.baseline}"] = run_profile(
+                sigdir, corpus, args.work / f"sigcache-{size}-baseline", baseline_src
+            )
+    if tmp is not None:
+        tmp.cleanup()
+    result["load_after"] = loadavg()
     from mailwarden.engine.signatures.matchers import hyperscan_available
 
     result["matcher"] = "hyperscan" if hyperscan_available() else "aho"
-    result["command"] = ".venv/bin/python bench/signatures.py" + (
-        f" --sizes {args.sizes}" if args.sizes != "default,big" else ""
+    result["command"] = (
+        ".venv/bin/python bench/signatures.py"
+        + (f" --sizes {args.sizes}" if args.sizes != "default,big" else "")
+        + (f" --baseline {args.baseline}" if args.baseline else "")
     )
     print(json.dumps(result))
     if not args.no_update:
