@@ -442,9 +442,12 @@ def _kill_serve(run: Run, stop: threading.Event) -> None:
     time.sleep(1)
     alive = [pid for pid in children if psutil.pid_exists(pid)]
     run.orphans.extend(alive)
-    run.events.append(f"{len(alive)} of its {len(children)} children still running")
+    run.events.append(f"{len(alive)} of its {len(children)} children still running after 1 s")
     if stop.wait(run.args.fault_downtime):
         return
+    # the children get SIGTERM when serve dies and shut down gracefully
+    left = [pid for pid in alive if psutil.pid_exists(pid)]
+    run.events.append(f"{len(left)} still running when serve is started again")
     new = run.stack._spawn("serve", ["serve", "-c", str(run.stack.config)])
     time.sleep(10)
     state = "running" if new.popen.poll() is None else f"exited: {new.output(400)!r}"
