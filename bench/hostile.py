@@ -126,11 +126,10 @@ def render(result: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in result["rows"]:
+        positions = f"{row['positions']:,}" if "positions" in row else "-"
         lines.append(
             f"| {row['engine']} | {row['size']:,} | {row['payload']} | {row['cpu_s']}"
-            f" | {row['positions']:,} | {len(row['found'])} |"
-            if "positions" in row
-            else f" | - | {len(row['found'])} |"
+            f" | {positions} | {len(row['found'])} |"
         )
     ours = {(r["size"], r["payload"]): r for r in result["rows"] if r["engine"] == "working tree"}
     ratios = []
