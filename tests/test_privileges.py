@@ -143,3 +143,59 @@ def test_no_other_module_changes_user_or_group() -> None:
         if path.name != "privileges.py" and calls.search(path.read_text())
     ]
     assert offenders == []
+
+
+def test_the_parent_death_signal_survives_the_drop() -> None:
+    require(os.geteuid() == 0, "dropping privileges needs root")
+    from mailwarden.parentdeath import death_signal, die_with_parent
+
+    target = resolve_identity("nobody")
+
+    def drop() -> list[int]:
+        die_with_parent(os.getppid())
+        before = death_signal()
+        # the kernel clears it on a change of identity (prctl(2)); the drop sets it again
+        drop_privileges(target)
+        return [before, death_signal()]
+
+    assert _in_child(drop) == {"ok": [15, 15]}
+
+
+def _config_naming(tmp_path: Path, user: str) -> Any:
+    from mailwarden.config import load_config
+
+    path = tmp_path / "mw.toml"
+    # every folder inside tmp_path: resolving for a user to drop to creates the missing ones
+    path.write_text(
+        f'[serve]\nagents = []\nuser = "{user}"\n'
+        f'[daemon]\nsocket = "{tmp_path}/run/d.sock"\npid_file = ""\n'
+        f'[engine]\ncache_dir = ""\n'
+        f'[store]\ndatabase = "{tmp_path}/st/db"\nspool_dir = "{tmp_path}/st/q"\n'
+    )
+    return load_config(path)
+
+
+def test_service_identity_refuses_an_unknown_user_at_its_line(tmp_path: Path) -> None:
+    from mailwarden.errors import ConfigError
+    from mailwarden.privileges import service_identity
+
+    config = _config_naming(tmp_path, "no-such-user-here")
+    if os.geteuid() != 0:
+        assert service_identity(config) is None  # not root: nothing to drop, nothing asked
+        return
+    with pytest.raises(ConfigError) as caught:
+        service_identity(config)
+    text = str(caught.value)
+    assert f"{tmp_path / 'mw.toml'}:3" in text and "serve.user" in text
+    assert 'user = "root"' in text  # the explicit way to keep root is named
+
+
+def test_service_identity_root_keeps_root_and_nobody_is_dropped_to(tmp_path: Path) -> None:
+    require(os.geteuid() == 0, "only root has anything to drop")
+    from mailwarden.privileges import service_identity
+
+    assert service_identity(_config_naming(tmp_path, "root")) is None
+    target = service_identity(_config_naming(tmp_path, "nobody"))
+    assert target is not None and target.user == "nobody"
+    # the folders it will write to were made for that user
+    assert (tmp_path / "run").stat().st_uid == target.uid

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from mailwarden.web.passwords import verify_password
+from support.identity import keep_test_user
 
 MW = [sys.executable, "-m", "mailwarden"]
 
@@ -56,6 +57,7 @@ def test_a_bad_listen_value_names_its_line(tmp_path: Path) -> None:
 def test_a_busy_port_is_one_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "m.toml"
     config.write_text(f'[metrics]\ndirectory = "{tmp_path / "m"}"\n')
+    keep_test_user(config)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

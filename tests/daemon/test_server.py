@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import signal
@@ -17,6 +18,7 @@ import pytest
 from daemon.harness import EICAR, RunningDaemon, read_all, wait_for
 from mailwarden.daemon import DaemonClient, DaemonStartError
 from mailwarden.daemon import protocol as p
+from support.identity import keep_test_user
 
 
 def test_unix_socket_is_0660_and_tcp_is_off_by_default(daemon: RunningDaemon) -> None:
@@ -91,6 +93,7 @@ def test_a_database_that_does_not_load_stops_the_start(start_daemon) -> None:
 def run_cli(folder: Path, *extra: str) -> subprocess.Popen[bytes]:
     config = folder / "mailwarden.toml"
     config.write_text('[engine]\ndatabases = []\ncache_dir = ""\n')
+    keep_test_user(config)
     return subprocess.Popen(
         [
             sys.executable,
@@ -147,3 +150,70 @@ def test_cli_reports_a_bad_tcp_flag(folder: Path) -> None:
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert b"--tcp" in output
+
+
+def _below(pid: int) -> set[int]:
+    """Every process below ``pid`` (the loader and its workers)."""
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            if child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _pings(folder: Path) -> bool:
+    try:
+        return DaemonClient(str(folder / "d.sock"), reuse=False, timeout=5).ping()
+    except Exception:
+        return False
+
+
+def test_a_daemon_killed_with_sigkill_leaves_no_loader_or_worker(folder: Path) -> None:
+    proc = run_cli(folder)
+    below: set[int] = set()
+    try:
+        wait_for(lambda: _pings(folder) or proc.poll() is not None, 60, "the daemon")
+        below = _below(proc.pid)
+        assert len(below) >= 2, below  # the loader and one worker
+        proc.kill()
+        proc.wait()
+        # the loader gets SIGTERM from the kernel (parent death) and stops its workers
+        wait_for(lambda: not any(_alive(pid) for pid in below), 30, "loader and workers to end")
+    finally:
+        for pid in [proc.pid, *below]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_second_daemon_on_the_same_pid_file_is_refused_before_it_loads(folder: Path) -> None:
+    first = run_cli(folder)
+    try:
+        wait_for(lambda: _pings(folder) or first.poll() is not None, 60, "the first daemon")
+        second = run_cli(folder)
+        output, _ = second.communicate(timeout=60)
+        assert second.returncode == 2
+        assert f"a mailwarden daemon is running as pid {first.pid}".encode() in output, output
+        assert b"stop it first" in output
+        assert b"signatures loaded" not in output
+        assert _pings(folder)
+        assert int((folder / "d.pid").read_text()) == first.pid
+    finally:
+        first.terminate()
+        first.communicate(timeout=60)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailwarden.daemon import DaemonClient
+from support.identity import keep_test_user
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 MAILWARDEN = [sys.executable, "-m", "mailwarden"]
@@ -106,6 +107,7 @@ secret_file = "{root / "release.key"}"
 """
         config = root / "mailwarden.toml"
         config.write_text(text + extra_toml)
+        keep_test_user(config)
         return cls(root, config, sock)
 
     def _spawn(self, name: str, args: list[str]) -> Proc:

@@ -18,6 +18,7 @@ import pytest
 
 from intercept.harness import EICAR, MAILWARDEN, Stack, free_port, port_open, wait_until
 from intercept.mail import make_message
+from support.identity import keep_test_user
 from support.smtp_sink import Sink, smtp_sink
 
 LIMITS = """
@@ -413,6 +414,7 @@ def test_sighup_reloads_the_policy(agent: Agent, tmp_path: Path) -> None:
 
     config = tmp_path / "own.toml"
     config.write_text(agent.stack.config.read_text())
+    keep_test_user(config)
     port = free_port()
     proc = agent.stack._spawn(
         "filter-hup",

@@ -165,3 +165,56 @@ def test_sigterm_while_the_daemon_waits_to_restart(start_serve: Start) -> None:
     assert run.wait() == 0
     assert run.leftovers() == []
     assert len(run.child_pids("daemon")) == 1
+
+
+def test_serve_killed_with_sigkill_leaves_no_agent_and_a_new_serve_starts(
+    start_serve: Start,
+) -> None:
+    from serve.harness import free_port
+
+    port = free_port()
+    overrides = {
+        "serve": {"agents": ["smtp-filter"]},
+        "smtp_filter": {"listen": f"127.0.0.1:{port}", "downstream": "127.0.0.1:1"},
+    }
+    run = start_serve(overrides)
+    run.wait_for(r"^mailwarden-serve: INFO smtp-filter: ready$")
+    below = run.descendants()
+    assert len(below) >= 4  # the daemon, its loader and worker, the filter
+    run.proc.kill()
+    run.proc.wait()
+    # every child asked the kernel for SIGTERM when serve dies; the daemon's
+    # loader asked the same of the daemon
+    assert run.wait_gone(below), {pid: os.readlink(f"/proc/{pid}/exe") for pid in run.leftovers()}
+    # nothing is left to stop a new serve: it starts the whole set again
+    again = start_serve(overrides)
+    again.wait_for(r"^mailwarden-serve: INFO smtp-filter: ready$")
+    assert again.stop() == 0
+
+
+def test_a_second_serve_beside_a_live_daemon_refuses_with_a_clear_message(
+    start_serve: Start,
+) -> None:
+    import subprocess
+    import sys
+
+    run = start_serve()
+    _daemon_up(run)
+    daemon = run.child_pid("daemon")
+    second = subprocess.run(
+        [sys.executable, "-m", "mailwarden", "serve", "-c", str(run.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert (
+        f"a mailwarden daemon is running as pid {daemon} (pid file {run.folder}/d.pid)"
+        in second.stderr
+    ), second.stderr
+    assert "stop it first" in second.stderr
+    # nothing was started beside it, and the first keeps serving
+    assert "started, pid" not in second.stderr
+    assert run.ping() and run.child_pid("daemon") == daemon
+    assert run.stop() == 0

@@ -11,6 +11,7 @@ from pathlib import Path
 from mailwarden.config import Config, load_config
 from mailwarden.update import UpdateSettings, make_manifest
 from mailwarden.update.manifest import render
+from support.identity import keep_test_user
 
 
 def payload(tag: str) -> bytes:
@@ -56,6 +57,7 @@ database_dir = "{root / "db" / "signatures"}"
 {daemon}
 """
     )
+    keep_test_user(path)
     return path
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from intercept.harness import free_port, port_open, wait_until
 from mailwarden.update import SetStore
+from support.identity import keep_test_user
 
 MAILWARDEN = [sys.executable, "-m", "mailwarden"]
 KEY = "n" * 48
@@ -36,6 +37,7 @@ socket = ""
 pid_file = ""
 """
     )
+    keep_test_user(path)
     return path
 
 

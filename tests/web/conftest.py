@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 from mailwarden.config import Config, load_config
 from mailwarden.store import QuarantineStore, open_store
 from mailwarden.web import WebApp, WebSettings, hash_password, load_key
+from support.identity import keep_test_user
 
 PASSWORD = "correct horse battery"  # noqa: S105 - the test login
 FAST_HASH = hash_password(PASSWORD, n=2**4)
@@ -51,6 +52,7 @@ login_attempts = 3
 {extra}
 """
     )
+    keep_test_user(path)
     return path
 
 

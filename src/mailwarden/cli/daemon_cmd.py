@@ -3,8 +3,9 @@
 Flags override the ``[daemon]`` section for the common settings; the
 database flags mean what they mean for ``mailwarden scan``.
 
-SECURITY: run it as its own unprivileged user (the systemd unit does); it
-needs to create its socket and pid file (``/run/mailwarden``), read the
+SECURITY: started as root it binds its sockets and writes its pid file,
+then becomes ``[serve] user`` (``privileges.drop_root``) before the loader
+and the workers exist; an unknown user stops it first.  It needs to read the
 signature files and write the signature cache.  See ``mailwarden.daemon.server``.
 """
 
@@ -124,13 +125,17 @@ def settings_from_args(args: argparse.Namespace) -> DaemonSettings:
 
 def run(args: argparse.Namespace) -> int:
     from mailwarden.daemon import server
+    from mailwarden.privileges import drop_root, service_identity
 
     settings = settings_from_args(args)
     _setup_logging(foreground=args.foreground, verbose=args.verbose)
-    if args.foreground:
-        return server.run(settings)
-    ready = _detach()
-    return server.run(settings, on_ready=ready)
+    target = service_identity(config_from_args(args))
+
+    def listening() -> None:
+        drop_root(target, own=(settings.socket, settings.pid_file))
+
+    ready = None if args.foreground else _detach()
+    return server.run(settings, on_ready=ready, on_listening=listening)
 
 
 def _setup_logging(*, foreground: bool, verbose: bool) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from mailwarden.cli.common import add_config_option
 from mailwarden.config import Config, config_files, load_config
+from mailwarden.daemon.pidfile import running_daemon
 from mailwarden.privileges import Identity, drop_privileges, must_drop
 
 DESCRIPTION = textwrap.dedent(
@@ -62,8 +63,8 @@ EPILOG = textwrap.dedent(
       mailwarden serve --check                # validate, print what would run
 
     exit status: 0 after SIGTERM or SIGINT (or --check with a good
-    configuration), 1 when every child was given up on, 2 for a configuration
-    error.
+    configuration), 1 when every child was given up on or a daemon already
+    runs on the configured pid file or socket, 2 for a configuration error.
     """
 )
 
@@ -104,6 +105,15 @@ def run(args: argparse.Namespace) -> int:
         _print_plan(config, target, [(s.name, s.argv) for s in specs])
         return 0
     _setup_logging(verbose=args.verbose)
+    holder = running_daemon(config["daemon"]["pid_file"], config["daemon"]["socket"])
+    if holder:
+        # children of a serve killed with SIGKILL end with it (parentdeath.py),
+        # but a daemon still finishing its scans, or one started by hand,
+        # must not get a second set of children beside it
+        log.error(
+            "%s: another serve or daemon is running on this configuration; stop it first", holder
+        )
+        return 1
     for line in prepare_folders(config, target):
         log.info("%s", line)
     if drop_privileges(target):

@@ -3,7 +3,9 @@
 SECURITY: writes below the folder that holds ``[update] database_dir`` and
 the engine's cache; run it as the daemon's user (or root).  Talks to the
 daemon's socket to make it reload.  ``--serve-mirror`` listens on loopback
-unless given another address.
+unless given another address.  The long-running forms started as root become
+``[serve] user`` (``privileges.drop_root``): ``--serve-mirror`` once its
+listener is bound, ``--watch`` at once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import NoReturn
 from mailwarden.cli.common import add_config_option, config_from_args, fail
 from mailwarden.config import Config
 from mailwarden.errors import ConfigError, MailwardenError
+from mailwarden.privileges import Identity, drop_root, service_identity
 from mailwarden.update import (
     MANIFEST_NAME,
     SetStore,
@@ -113,8 +116,11 @@ def run(args: argparse.Namespace) -> int:
         if args.rollback:
             return _rollback(settings)
         if args.serve_mirror is not None:
-            return _serve(settings, args.serve_mirror or settings.mirror_listen)
+            target = service_identity(config)
+            return _serve(settings, args.serve_mirror or settings.mirror_listen, target)
         if args.watch is not None:
+            # nothing to bind: the long-running watcher gives up root at once
+            drop_root(service_identity(config))
             return _watch(config, settings, Path(args.watch or settings.watch_dir))
         source = args.source or settings.source
         if not source:
@@ -174,8 +180,9 @@ def _rollback(settings: UpdateSettings) -> int:
     return 0
 
 
-def _serve(settings: UpdateSettings, listen: str) -> int:
+def _serve(settings: UpdateSettings, listen: str, target: Identity | None) -> int:
     server = make_server(SetStore(settings.database_dir, keep=settings.keep), listen)
+    drop_root(target)
     host, port = str(server.server_address[0]), int(server.server_address[1])
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {settings.database_dir} on http://{shown}:{port}/", flush=True)

@@ -4,7 +4,9 @@ smtpserver starts it once, without arguments (a wrapper script adds any
 flags), and talks to it on its standard input and output; see
 ``mailwarden.intercept.zmailer``.
 
-SECURITY: runs as smtpserver's user.  Standard error is the same pipe as
+SECURITY: runs as smtpserver's user, and unlike the resident agents does not
+become ``[serve] user``: it rewrites the message files in ZMailer's spool,
+which needs smtpserver's rights.  Standard error is the same pipe as
 the answers, so it is pointed at /dev/null once the command line is read;
 logs go to syslog.
 """

@@ -1491,9 +1491,12 @@ SECTIONS: tuple[Section, ...] = (
                 "user",
                 "mailwarden",
                 "str",
-                "User the daemon and agents run as. When serve starts as root it prepares "
-                "the runtime folders, then becomes this user before starting anything; "
-                "otherwise it stays who it is.",
+                "User every long-running process runs as: serve and its children, and "
+                "the daemon, each agent, web, metrics and update --watch/--serve-mirror "
+                "started by hand. Started as root, each prepares the runtime folders, binds "
+                "its listeners, then becomes this user (serve before starting anything); "
+                "otherwise it stays who it is. A user that does not exist stops a process "
+                'started as root; "root" keeps root (for development only).',
             ),
             Option(
                 "group",

@@ -1,8 +1,13 @@
 """A generation's loader: loads the database once, then forks the workers that share it.
 
 The front end starts one loader per generation (at start and at each reload)
-as ``python -m mailwarden.daemon.loader FD``, where FD is its end of a control
-socket pair.  Conversation on that channel (frames of ``channel.py``)::
+as ``python -m mailwarden.daemon.loader FD PID``, where FD is its end of a
+control socket pair and PID the front end's process id: the loader asks the
+kernel for SIGTERM when that process dies (``parentdeath.py``), and on
+SIGTERM, as when its channel closes, it stops its workers, so a daemon
+killed with SIGKILL leaves no loader or worker behind.
+
+Conversation on the channel (frames of ``channel.py``)::
 
     front end -> loader   {"op": "load", "settings": ..., "factory": ..., "workers": N}
     loader -> front end   {"event": "loaded", "version": ..., "signatures": N, "seconds": s}
@@ -36,6 +41,7 @@ from typing import Any
 from mailwarden.daemon import worker
 from mailwarden.daemon.backend import Backend, resolve_factory
 from mailwarden.daemon.channel import ChannelClosed, recv_frame, send_frame
+from mailwarden.parentdeath import die_with_parent
 
 _children: set[int] = set()
 
@@ -45,6 +51,9 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, _reap)
+    signal.signal(signal.SIGTERM, _exit_on_term)
+    if len(argv) > 1:
+        die_with_parent(int(argv[1]))
     try:
         header, _payload, _fds = recv_frame(ctl)
         backend = _load(ctl, header)
@@ -106,6 +115,7 @@ def _spawn(ctl: socket.socket, backend: Backend) -> None:
         ours.close()
         ctl.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         code = 0
         try:
             worker.serve(theirs, backend)
@@ -118,6 +128,11 @@ def _spawn(ctl: socket.socket, backend: Backend) -> None:
         send_frame(ctl, {"event": "worker", "pid": pid}, fds=[ours.fileno()])
     finally:
         ours.close()
+
+
+def _exit_on_term(_signum: int, _frame: object) -> None:
+    # unwinds through main's finally, which stops the workers
+    raise SystemExit(0)
 
 
 def _reap(_signum: int, _frame: object) -> None:

@@ -416,6 +416,7 @@ async def start_loader(
             "-m",
             "mailwarden.daemon.loader",
             str(theirs.fileno()),
+            str(os.getpid()),
             pass_fds=(theirs.fileno(),),
             stdin=asyncio.subprocess.DEVNULL,
         )

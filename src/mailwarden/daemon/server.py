@@ -39,6 +39,7 @@ from typing import Any
 
 from mailwarden import __version__
 from mailwarden.daemon.connection import Connection
+from mailwarden.daemon.pidfile import answers, running_daemon
 from mailwarden.daemon.pool import Generation, PoolOptions, WorkerPool, start_loader
 from mailwarden.daemon.protocol import CLAMAV_COMPAT, TOO_MANY_CONNECTIONS
 from mailwarden.daemon.session import Context, serve_connection
@@ -93,13 +94,21 @@ class Server:
             factory=self.settings.backend_factory,
         )
 
-    async def start(self) -> None:
+    async def start(self, on_listening: Callable[[], object] | None = None) -> None:
+        """Bind, write the pid file, call ``on_listening``, then load the database.
+
+        The listeners are bound first, as clamd does, so that a daemon started
+        as root can drop to its user in ``on_listening`` before the loader and
+        its workers exist; clients that connect while it loads wait in the
+        listen queue.
+        """
         from mailwarden.daemon.pool import GenerationFailed
 
-        try:
-            await self.pool.start()
-        except GenerationFailed as exc:
-            raise DaemonStartError(f"cannot load the signature database: {exc}") from exc
+        # before anything else: a second daemon on the same paths is a mistake
+        # to report at once, not after the database is in memory
+        holder = running_daemon(self.settings.pid_file, self.settings.socket)
+        if holder:
+            raise DaemonStartError(f"{holder} (in use); stop it first")
         try:
             if self.settings.socket:
                 self._listeners.append((_bind_unix(self.settings), True))
@@ -108,12 +117,21 @@ class Server:
                 self.tcp_address = sock.getsockname()[:2]
                 self._listeners.append((sock, False))
         except OSError as exc:
-            await self.pool.close()
+            self._close_listeners()
             raise DaemonStartError(f"cannot listen: {exc}") from exc
         if not self._listeners:
-            await self.pool.close()
             raise DaemonStartError("nothing to listen on: set [daemon] socket or tcp")
-        _write_pid_file(self.settings.pid_file)
+        try:
+            _write_pid_file(self.settings.pid_file)
+            if on_listening is not None:
+                on_listening()
+            await self.pool.start()
+        except (GenerationFailed, MailwardenError) as exc:
+            self._close_listeners()
+            self._remove_pid_file()
+            if isinstance(exc, GenerationFailed):
+                raise DaemonStartError(f"cannot load the signature database: {exc}") from exc
+            raise
         for sock, unix in self._listeners:
             self._accepting.append(asyncio.create_task(self._accept_loop(sock, unix)))
         where = [self.settings.socket] if self.settings.socket else []
@@ -151,11 +169,7 @@ class Server:
         log.info("shutting down")
         for task in self._accepting:
             task.cancel()
-        for sock, unix in self._listeners:
-            sock.close()
-            if unix:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.settings.socket)
+        self._close_listeners()
         if self._connections:
             _done, pending = await asyncio.wait(
                 set(self._connections), timeout=self.settings.scan_timeout
@@ -163,11 +177,22 @@ class Server:
             for task in pending:
                 task.cancel()
         await self.pool.close()
+        self._remove_pid_file()
+        log.info("stopped")
+        self._closed.set()
+
+    def _close_listeners(self) -> None:
+        for sock, unix in self._listeners:
+            sock.close()
+            if unix:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.settings.socket)
+        self._listeners.clear()
+
+    def _remove_pid_file(self) -> None:
         if self.settings.pid_file:
             with contextlib.suppress(OSError):
                 os.unlink(self.settings.pid_file)
-        log.info("stopped")
-        self._closed.set()
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -260,7 +285,7 @@ def _bind_unix(settings: DaemonSettings) -> socket.socket:
     path = Path(settings.socket)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() or path.is_symlink():
-        if _answers(path):
+        if answers(path):
             raise OSError(f"{path} is in use by a running daemon")
         path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -281,16 +306,6 @@ def _bind_unix(settings: DaemonSettings) -> socket.socket:
     os.chmod(path, settings.socket_mode)
     sock.listen(socket.SOMAXCONN)
     return sock
-
-
-def _answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 def _bind_tcp(host: str, port: int) -> socket.socket:
@@ -322,16 +337,28 @@ def _write_pid_file(path: str) -> None:
         raise DaemonStartError(f"cannot write pid file {path}: {exc}") from exc
 
 
-async def serve(settings: DaemonSettings, on_ready: Callable[[], None] | None = None) -> None:
-    """Run the daemon until it is told to stop; ``on_ready`` once it listens."""
+async def serve(
+    settings: DaemonSettings,
+    on_ready: Callable[[], None] | None = None,
+    on_listening: Callable[[], object] | None = None,
+) -> None:
+    """Run the daemon until it is told to stop.
+
+    ``on_listening`` runs once the sockets are bound and the pid file written
+    (the command drops root there), ``on_ready`` after it.
+    """
     server = Server(settings)
-    await server.start()
+    await server.start(on_listening)
     server.install_signal_handlers()
     if on_ready is not None:
         on_ready()
     await server.wait_closed()
 
 
-def run(settings: DaemonSettings, on_ready: Callable[[], None] | None = None) -> int:
-    asyncio.run(serve(settings, on_ready))
+def run(
+    settings: DaemonSettings,
+    on_ready: Callable[[], None] | None = None,
+    on_listening: Callable[[], object] | None = None,
+) -> int:
+    asyncio.run(serve(settings, on_ready, on_listening))
     return 0

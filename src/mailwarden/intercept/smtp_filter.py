@@ -143,4 +143,9 @@ def run_filter(settings: SmtpSettings, config: Config) -> int:
     """The ``mailwarden smtp-filter`` process: serve until SIGTERM."""
     where = f"{settings.listen_host}:{settings.listen_port} -> {settings.downstream}"
     mode = " (LMTP)" if settings.lmtp else ""
-    return run(lambda: start_filter(settings, config), name="smtp-filter" + mode, where=where)
+    return run(
+        lambda: start_filter(settings, config),
+        name="smtp-filter" + mode,
+        where=where,
+        config=config,
+    )

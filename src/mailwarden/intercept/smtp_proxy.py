@@ -157,4 +157,4 @@ async def start_proxy(
 def run_proxy(settings: SmtpSettings, config: Config) -> int:
     """The ``mailwarden smtp-proxy`` process: serve until SIGTERM."""
     where = f"{settings.listen_host}:{settings.listen_port} -> {settings.downstream}"
-    return run(lambda: start_proxy(settings, config), name="smtp-proxy", where=where)
+    return run(lambda: start_proxy(settings, config), name="smtp-proxy", where=where, config=config)

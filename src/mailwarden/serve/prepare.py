@@ -25,8 +25,8 @@ import pwd
 from pathlib import Path
 
 from mailwarden.config import Config
-from mailwarden.privileges import Identity, PrivilegeError, must_drop, resolve_identity
-from mailwarden.serve.settings import ServeSettings, config_error
+from mailwarden.privileges import Identity, configured_identity, must_drop
+from mailwarden.serve.settings import ServeSettings
 
 
 def runs_as(config: Config, settings: ServeSettings) -> Identity:
@@ -34,13 +34,7 @@ def runs_as(config: Config, settings: ServeSettings) -> Identity:
     if os.geteuid() != 0:
         me = pwd.getpwuid(os.geteuid())
         return Identity(me.pw_name, me.pw_uid, os.getegid(), tuple(os.getgroups()), me.pw_dir)
-    try:
-        return resolve_identity(settings.user, settings.group)
-    except PrivilegeError as exc:
-        key = "group" if settings.group and "group" in str(exc) else "user"
-        raise config_error(
-            config, "serve", key, f"{exc} (create it, or name another in [serve] {key})"
-        ) from exc
+    return configured_identity(config)
 
 
 def folders(config: Config) -> list[Path]:

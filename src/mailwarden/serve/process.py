@@ -22,36 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 from collections.abc import Sequence
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _load_prctl() -> ctypes._NamedFuncPointer | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        return ctypes.CDLL(name, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-# resolved once here: the function below runs between fork and exec, where
-# looking a library up is not safe
-_PRCTL = _load_prctl()
-
-
-def _die_with_parent(parent: int) -> None:
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    # serve may have died between the fork and the prctl
-    if os.getppid() != parent:
-        os._exit(1)
+from mailwarden.parentdeath import die_with_parent
 
 
 async def spawn(argv: Sequence[str]) -> asyncio.subprocess.Process:
@@ -60,7 +35,7 @@ async def spawn(argv: Sequence[str]) -> asyncio.subprocess.Process:
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         process_group=0,
-        preexec_fn=lambda: _die_with_parent(parent),
+        preexec_fn=lambda: die_with_parent(parent),
     )
 
 

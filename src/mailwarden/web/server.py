@@ -10,9 +10,10 @@ SIGHUP is ignored, so a reload sent to every process leaves them running.
 
 SECURITY: listens where the configuration says (loopback by default); a
 listener on another address without TLS is logged as a warning, since the
-password and the session cookie would cross the network in clear.  The
-process runs as whoever started it: under ``mailwarden serve`` that is the
-unprivileged user serve drops to (``privileges.py``); it needs no root.
+password and the session cookie would cross the network in clear.  Started
+as root, the process binds its listener, reads its key and TLS files, then
+becomes ``[serve] user`` (``privileges.drop_root``) before the first request;
+under ``mailwarden serve`` it is that user already.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from starlette.types import ASGIApp
 
 from mailwarden.config import Config
 from mailwarden.metrics.exposition import Exporter
+from mailwarden.privileges import Identity, drop_root, service_identity
 from mailwarden.web.app import SecurityHeaders, WebApp
 from mailwarden.web.sessions import load_key
 from mailwarden.web.settings import WebSettings, split_listen
@@ -61,6 +63,9 @@ def exporter_app(config: Config) -> ASGIApp:
 
 def run_web(config: Config, *, listen: str | None = None) -> None:
     settings = WebSettings.from_config(config, listen=listen)
+    settings.check(config)
+    # before the key and the store are opened: their folders are made for the user
+    target = service_identity(config)
     app = web_app(config, settings)
     if not settings.loopback and not settings.tls:
         log.warning(
@@ -68,15 +73,18 @@ def run_web(config: Config, *, listen: str | None = None) -> None:
             "in clear; set [web] tls_certificate and tls_key",
             settings.host,
         )
-    _run(app, settings.host, settings.port, settings.tls_certificate, settings.tls_key)
+    _run(app, settings.host, settings.port, settings.tls_certificate, settings.tls_key, target)
 
 
 def run_exporter(config: Config, *, listen: str | None = None) -> None:
     host, port = split_listen(listen or config["metrics"]["listen"])
-    _run(exporter_app(config), host, port, "", "")
+    target = service_identity(config)
+    _run(exporter_app(config), host, port, "", "", target)
 
 
-def _run(app: ASGIApp, host: str, port: int, certificate: str, key: str) -> None:
+def _run(
+    app: ASGIApp, host: str, port: int, certificate: str, key: str, target: Identity | None
+) -> None:
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -113,4 +121,7 @@ def _run(app: ASGIApp, host: str, port: int, certificate: str, key: str) -> None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.create_server((host, port), family=family, backlog=128)
     log.info("listening on %s:%d%s", host, port, " (TLS)" if certificate else "")
+    # the TLS key may be readable by root only: load it before dropping
+    server.config.load()
+    drop_root(target)
     server.run(sockets=[listener])

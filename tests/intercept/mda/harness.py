@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from intercept.harness import Stack
+from support.identity import keep_test_user
 from support.tools import missing
 
 MAIL_USER = "nobody"
@@ -114,6 +115,7 @@ class MdaRig:
         path = self.root / f"{name}.toml"
         path.write_text(self.stack.config.read_text() + "\n" + toml)
         path.chmod(0o644)
+        keep_test_user(path)
         return path
 
     def command(self, verb: str, args: list[str], config: Path | None) -> list[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from intercept.harness import Proc, wait_until
 from intercept.mda.harness import MdaRig
+from support.identity import keep_test_user
 
 
 def agent_config(rig: MdaRig, name: str, toml: str = "", *, mda: str = "") -> Path:
@@ -40,6 +41,7 @@ def agent_config(rig: MdaRig, name: str, toml: str = "", *, mda: str = "") -> Pa
     path = rig.root / f"{name}.toml"
     path.write_text(text)
     path.chmod(0o644)
+    keep_test_user(path)
     return path
 
 

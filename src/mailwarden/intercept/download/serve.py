@@ -76,5 +76,8 @@ def run_download_proxy(settings: ProxySettings, config: Config, protocol: ProxyP
         f"{settings.server_host}:{settings.server_port}"
     )
     return run(
-        lambda: start_download_proxy(settings, config, protocol), name=protocol.agent, where=where
+        lambda: start_download_proxy(settings, config, protocol),
+        name=protocol.agent,
+        where=where,
+        config=config,
     )

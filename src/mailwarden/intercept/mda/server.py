@@ -317,4 +317,10 @@ async def start_agent(
 
 def run_agent(settings: AgentSettings, config: Config) -> int:
     """The ``mailwarden mda-agent`` process: serve until SIGTERM."""
-    return run(lambda: start_agent(settings, config), name="mda-agent", where=settings.socket)
+    return run(
+        lambda: start_agent(settings, config),
+        name="mda-agent",
+        where=settings.socket,
+        config=config,
+        own=(settings.socket,),
+    )

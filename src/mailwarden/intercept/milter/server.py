@@ -155,4 +155,10 @@ async def start_milter(
 
 def run_milter(settings: MilterSettings, config: Config) -> int:
     """The ``mailwarden milter`` process: serve until SIGTERM."""
-    return run(lambda: start_milter(settings, config), name="milter", where=str(settings.listen))
+    return run(
+        lambda: start_milter(settings, config),
+        name="milter",
+        where=str(settings.listen),
+        config=config,
+        own=(settings.listen.path,) if settings.listen.kind == "unix" else (),
+    )
