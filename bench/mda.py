@@ -56,6 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from intercept.harness import Stack  # noqa: E402
+from support.benchdata import replace_section  # noqa: E402
 
 MARK = "bench/mda.py"
 MAILWARDEN = Path(sys.executable).with_name("mailwarden")
@@ -270,19 +271,6 @@ def _load_note(result: dict[str, Any]) -> str:
     )
 
 
-def write_section(text: str) -> None:
-    path = REPO / "BENCHMARKS.md"
-    body = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = f"<!-- {MARK} -->", f"<!-- end {MARK} -->"
-    if start in body and end in body:
-        head, rest = body.split(start, 1)
-        _, tail = rest.split(end, 1)
-        body = head + text.rstrip("\n") + tail
-    else:
-        body = body.rstrip("\n") + "\n\n" + text
-    path.write_text(body)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -301,7 +289,7 @@ def main() -> int:
     text = section(result)
     print(text)
     if args.write:
-        write_section(text)
+        replace_section(REPO / "BENCHMARKS.md", MARK, text)
     return 0
 
 

@@ -54,6 +54,7 @@ from support.benchdata import (  # noqa: E402
     load_manifest,
     make_corpus,
     make_sigs,
+    replace_section,
     shared_bench_dir,
 )
 from support.postfix import PostfixInstance, milter_instance  # noqa: E402
@@ -327,19 +328,6 @@ def markdown(rows: list[dict[str, Any]], bench: Bench, args: argparse.Namespace)
     return "\n".join(out) + "\n"
 
 
-def write_section(text: str) -> None:
-    path = REPO / "BENCHMARKS.md"
-    body = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = f"<!-- {MARK} -->", f"<!-- end {MARK} -->"
-    if start in body and end in body:
-        head, rest = body.split(start, 1)
-        _, tail = rest.split(end, 1)
-        body = head + text.rstrip("\n") + tail
-    else:
-        body = body.rstrip("\n") + "\n\n" + text
-    path.write_text(body)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -380,7 +368,7 @@ def main() -> int:
     text = markdown(rows, bench, args)
     print(text)
     if args.write:
-        write_section(text)
+        replace_section(REPO / "BENCHMARKS.md", MARK, text)
     if not os.environ.get("MAILWARDEN_KEEP_BENCH_ROOT"):
         shutil.rmtree(bench.root, ignore_errors=True)
     return 0

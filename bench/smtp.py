@@ -57,6 +57,7 @@ from support.benchdata import (  # noqa: E402
     load_manifest,
     make_corpus,
     make_sigs,
+    replace_section,
     shared_bench_dir,
 )
 
@@ -391,19 +392,6 @@ def markdown(rows: list[dict[str, Any]], bench: Bench, args: argparse.Namespace)
     return "\n".join(out) + "\n"
 
 
-def write_section(text: str) -> None:
-    path = REPO / "BENCHMARKS.md"
-    body = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = f"<!-- {MARK} -->", f"<!-- end {MARK} -->"
-    if start in body and end in body:
-        head, rest = body.split(start, 1)
-        _, tail = rest.split(end, 1)
-        body = head + text.rstrip("\n") + tail
-    else:
-        body = body.rstrip("\n") + "\n\n" + text
-    path.write_text(body)
-
-
 def one_round(
     bench: Bench, args: argparse.Namespace, sink_pid: int
 ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -500,7 +488,7 @@ def main() -> int:
     text = markdown(rows, bench, args)
     print(text)
     if args.write:
-        write_section(text)
+        replace_section(REPO / "BENCHMARKS.md", MARK, text)
     return 0
 
 

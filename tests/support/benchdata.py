@@ -82,3 +82,20 @@ def load_manifest(corpus: Path) -> list[dict[str, Any]]:
     """The corpus manifest: one dict per message (file, size, verdict, signature...)."""
     entries: list[dict[str, Any]] = json.loads((corpus / "manifest.json").read_text())
     return entries
+
+
+def replace_section(path: Path, mark: str, text: str) -> None:
+    """Put ``text`` between ``<!-- mark -->`` and ``<!-- end mark -->`` in ``path``.
+
+    ``text`` carries both markers itself; without them in the file yet, it
+    is appended.  The rest of the file is left as it is.
+    """
+    body = path.read_text() if path.exists() else "# Benchmarks\n"
+    start, end = f"<!-- {mark} -->", f"<!-- end {mark} -->"
+    if start in body and end in body:
+        head, rest = body.split(start, 1)
+        _, tail = rest.split(end, 1)
+        body = head + text.rstrip("\n") + tail
+    else:
+        body = body.rstrip("\n") + "\n\n" + text
+    path.write_text(body)
