@@ -134,8 +134,13 @@ def _parse_all(sources: list[_Source], parser: DatabaseParser) -> list[str]:
                 if ext not in SUPPORTED_EXTS:
                     parser.skipped[f"file type .{ext}" if ext else "file without extension"] += 1
                     continue
-                text = data.decode("utf-8", "surrogateescape")
-                parser.parse(text, ext, file=f"{src.path}[{name}]", official=True)
+                parser.parse_bytes(data, ext, file=f"{src.path}[{name}]", official=True)
+            continue
+        if src.ext in HASH_EXTS:
+            # read whole: the plain lines of a hash file are read in bulk
+            parser.parse_bytes(
+                src.path.read_bytes(), src.ext, file=str(src.path), official=src.official
+            )
             continue
         with src.path.open("rb") as fh:
             parser.parse_lines(_lines(fh), src.ext, file=str(src.path), official=src.official)

@@ -17,9 +17,10 @@ Formats (ClamAV's documentation):
 * ``.ldb``: ``Name;TargetDescriptionBlock;Expression;Subsig0;...``.
 * ``.ign2``: ``Name`` or ``Name:MD5-of-the-database-line``.
 
-Plain ``.hdb``/``.hsb`` lines (three fields, nothing to ignore) are loaded in
-one tight loop, since they are the millions; everything else goes through
-the per-field checks above.
+Plain ``.hdb``/``.hsb`` lines (three fields, nothing to ignore) are read in
+bulk by ``hashlines`` when a whole file is given (:meth:`DatabaseParser.parse_bytes`),
+since they are the millions; everything else goes through the per-field
+checks above.
 
 SECURITY: database files are trusted to be what the administrator installed
 but are still parsed defensively: every field is validated, and the
@@ -31,9 +32,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-from mailwarden.engine.signatures.hashindex import HashIndexBuilder
+from mailwarden.engine.signatures.hashindex import WILDCARD_SIZE
 from mailwarden.engine.signatures.hexsig import CompiledPattern, compile_hexsig
 from mailwarden.engine.signatures.offsets import (
     ANYWHERE,
@@ -82,10 +83,26 @@ class DatabaseParser:
     def parse(self, text: str, ext: str, *, file: str, official: bool) -> None:
         self.parse_lines(text.split("\n"), ext, file=file, official=official)
 
+    def parse_bytes(self, data: bytes, ext: str, *, file: str, official: bool) -> None:
+        """Parse one whole file's bytes; plain hash lines are read in bulk."""
+        if ext in ("hdb", "hsb") and not self.ignore:
+            from mailwarden.engine.signatures.hashlines import plain_lines
+
+            bulk = plain_lines(data)
+            for dlen, block in bulk.blocks.items():
+                self.builder.hash_builder(FILE, dlen, official).add_block(block)
+                self.counts[ext] += len(block)
+            self._parse_numbered(bulk.others, ext, file, official)
+            return
+        self.parse(data.decode("utf-8", "surrogateescape"), ext, file=file, official=official)
+
     def parse_lines(self, lines: Iterable[str], ext: str, *, file: str, official: bool) -> None:
         """Parse one file given as lines (with or without their line ends)."""
-        if ext in ("hdb", "hsb") and not self.ignore:
-            lines = self._hash_bulk(lines, ext, file, official)
+        self._parse_numbered(enumerate(lines, 1), ext, file, official)
+
+    def _parse_numbered(
+        self, lines: Iterable[tuple[int, str]], ext: str, file: str, official: bool
+    ) -> None:
         handler = {
             "hdb": self._hash,
             "hsb": self._hash,
@@ -97,7 +114,7 @@ class DatabaseParser:
             "ldb": self._ldb,
             "ign2": self._ign2,
         }[ext]
-        for lineno, raw in enumerate(lines, 1):
+        for lineno, raw in lines:
             line = raw.strip("\r\n\t ")
             if not line or line.startswith("#"):
                 continue
@@ -119,41 +136,6 @@ class DatabaseParser:
 
     # -- hash formats ---------------------------------------------------------
 
-    def _hash_bulk(
-        self, lines: Iterable[str], ext: str, file: str, official: bool
-    ) -> Iterator[str]:
-        """Load plain ``Hash:Size:Name`` lines in a tight loop; yield the others.
-
-        A line that is not in the plain form (comments, blank lines, extra
-        fields, anything malformed) is yielded for the general parser in its
-        place, as a blank line is yielded for each line loaded here, so line
-        numbers in errors stay right.
-        """
-        builders: dict[int, HashIndexBuilder] = {}
-        loaded = 0
-        for raw in lines:
-            parts = raw.rstrip("\r\n").split(":")
-            if len(parts) == 3:
-                digest_text, size_text, name = parts
-                dlen = len(digest_text) >> 1
-                if dlen in DIGEST_LENGTHS and size_text.isdigit() and name.strip() == name:
-                    try:
-                        digest = bytes.fromhex(digest_text)
-                    except ValueError:
-                        digest = b""
-                    if len(digest) == dlen and name:
-                        builder = builders.get(dlen)
-                        if builder is None:
-                            builder = builders[dlen] = self.builder.hash_builder(
-                                FILE, dlen, official
-                            )
-                        builder.add(digest, int(size_text), name)
-                        loaded += 1
-                        yield ""
-                        continue
-            yield raw
-        self.counts[ext] += loaded
-
     @staticmethod
     def _digest(text: str) -> bytes:
         digest = bytes.fromhex(text)
@@ -167,7 +149,10 @@ class DatabaseParser:
             return None
         if not text.isdigit():
             raise MalformedSignature(f"bad size {text!r}")
-        return int(text)
+        size = int(text)
+        if size >= WILDCARD_SIZE:  # all ones stands for "any size" in the index
+            raise MalformedSignature(f"size {text} is too large")
+        return size
 
     def _fields(self, line: str, ext: str) -> list[str]:
         parts = line.split(":")
