@@ -113,23 +113,24 @@ class HashIndexBuilder:
         records = np.concatenate(parts) if len(parts) > 1 else parts[0]
         del parts
         count = len(records)
-        # sort whole records as byte strings: the record seen as big-endian
-        # words (widths are multiples of 4) sorts the same way
-        words = width // 8
-        keys: list[npt.NDArray[Any]] = []
+        # sort whole records as byte strings: seen as big-endian words (widths
+        # are multiples of 4) they sort the same way.  Digests are nearly
+        # always distinct in their first eight bytes, so one word sorts them,
+        # and only a tie (a digest listed twice) needs every word
+        words = [records[:, i : i + 8].copy().view(">u8")[:, 0] for i in range(0, width - 4, 8)]
         if width % 8:
-            keys.append(records[:, words * 8 :].copy().view(">u4")[:, 0])
-        keys += [
-            records[:, i * 8 : i * 8 + 8].copy().view(">u8")[:, 0] for i in reversed(range(words))
-        ]
-        order = np.lexsort(keys) if count else np.zeros(0, np.intp)
-        del keys
+            words.append(records[:, width - 4 :].copy().view(">u4")[:, 0])
+        order = np.argsort(words[0], kind="stable")
+        first = words[0][order]
+        if bool((first[1:] == first[:-1]).any()):
+            order = np.lexsort(words[::-1])
+        del words, first
         sizes = records[:, dlen : dlen + _SIZE_BYTES].copy().view(">u8")[:, 0].astype(np.uint64)
         records = records[order]
         bits_log2 = max(_MIN_BITS_LOG2, (count * _BITS_PER_ENTRY).bit_length())
-        wildcard = bool((sizes == WILDCARD_SIZE).any())
-        sizes = np.unique(sizes[sizes != WILDCARD_SIZE])
-        bits = (sizes * np.uint64(_GOLDEN)) >> np.uint64(64 - bits_log2)
+        any_size = sizes == WILDCARD_SIZE
+        wildcard = bool(any_size.any())
+        bits = (sizes[~any_size] * np.uint64(_GOLDEN)) >> np.uint64(64 - bits_log2)
         present = np.zeros(1 << bits_log2, np.bool_)
         present[bits.astype(np.intp)] = True
         bitmap = np.packbits(present, bitorder="little").tobytes()

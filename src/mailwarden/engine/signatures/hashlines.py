@@ -122,7 +122,7 @@ def _digests(arr: Bytes, at: Ints, dlen: int) -> tuple[Bytes, npt.NDArray[np.boo
     """The digest bytes of the lines starting at ``at``, and which are all hex."""
     # every line's hex digits side by side, gathered in one step
     nibbles = _NIBBLE[np.lib.stride_tricks.sliding_window_view(arr, 2 * dlen)[at]]
-    good = ~(nibbles > 0x0F).any(axis=1)
+    good = np.asarray((nibbles <= 0x0F).all(axis=1), np.bool_)
     digests = (nibbles[:, 0::2] << 4) | (nibbles[:, 1::2] & 0x0F)
     return digests.astype(np.uint8), good
 
