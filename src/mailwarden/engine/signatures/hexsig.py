@@ -56,7 +56,6 @@ _ALNUM = frozenset(range(0x30, 0x3A)) | frozenset(range(0x41, 0x5B)) | frozenset
 _NON_ALNUM = frozenset(range(256)) - _ALNUM
 _HEX = frozenset("0123456789abcdefABCDEF")
 _HEX_RUN = re.compile(r"(?:[0-9a-fA-F]{2})+(?![?])")
-_ESCAPES = [b"\\x%02x" % b for b in range(256)]
 
 
 # --- pattern tree ------------------------------------------------------------
@@ -307,7 +306,7 @@ def min_length(node: Node) -> int:
 
 
 def _esc(data: bytes) -> bytes:
-    return b"".join([_ESCAPES[b] for b in data])
+    return escape_literal(data) if data else b""
 
 
 def _cls(members: frozenset[int], negate: bool = False) -> bytes:
@@ -341,6 +340,8 @@ class _Emitter:
     def __init__(self, hs: bool) -> None:
         self.hs = hs
         self.exact = True
+        #: whether the other form would differ (an approximation in the Hyperscan form)
+        self.differs = False
 
     def emit(self, node: Node) -> bytes:
         if isinstance(node, Lit):
@@ -348,6 +349,8 @@ class _Emitter:
         if isinstance(node, Cls):
             return _cls(node.members)
         if isinstance(node, Gap):
+            if (node.hi is not None and node.hi > HS_MAX_REPEAT) or node.lo > HS_MAX_REPEAT:
+                self.differs = True
             if self.hs and node.hi is not None and node.hi > HS_MAX_REPEAT:
                 self.exact = False
                 return _gap(min(node.lo, HS_MAX_REPEAT), None, lazy=False)
@@ -358,6 +361,7 @@ class _Emitter:
         if isinstance(node, NegAlt):
             if node.width == 1:
                 return _cls(frozenset(o[0] for o in node.options), negate=True)
+            self.differs = True
             if self.hs:
                 self.exact = False
                 return _gap(node.width, node.width, lazy=False)
@@ -537,16 +541,16 @@ def compile_hexsig(text: str, modifiers: str = "") -> CompiledPattern:
     if "w" in modifiers:
         wide = _widen(tree)
         tree = Alt((Seq((tree,)), Seq((wide,)))) if "a" in modifiers else wide
-    if min_length(tree) == 0 or not _has_literal(tree):
+    shortest = min_length(tree)
+    if shortest == 0 or not _has_literal(tree):
         # a pattern of wildcards only would match every payload; ClamAV refuses it too
         raise MalformedSignature("hex pattern has no fixed bytes")
-    exact_em, hs_em = _Emitter(hs=False), _Emitter(hs=True)
+    exact_em = _Emitter(hs=False)
     regex = exact_em.emit(tree)
-    hs = hs_em.emit(tree)
-    exact = hs_em.exact
-    if hs == regex:
-        # Hyperscan takes the exact text as it is; keep one copy
-        hs = b""
+    hs, exact = b"", True  # Hyperscan takes the exact text as it is: one copy
+    if exact_em.differs:
+        hs_em = _Emitter(hs=True)
+        hs, exact = hs_em.emit(tree), hs_em.exact
     if "f" in modifiers:
         regex = b"(?<![0-9A-Za-z])(?:" + regex + b")(?![0-9A-Za-z])"
         exact = False
@@ -555,4 +559,4 @@ def compile_hexsig(text: str, modifiers: str = "") -> CompiledPattern:
     if caseless:
         atoms = tuple(dict.fromkeys(a.lower() for a in atoms))
     plan = _plan(tree, "f" in modifiers)
-    return CompiledPattern(regex, hs, exact, caseless, atoms, min_length(tree), plan)
+    return CompiledPattern(regex, hs, exact, caseless, atoms, shortest, plan)
