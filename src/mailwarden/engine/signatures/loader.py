@@ -33,6 +33,7 @@ from mailwarden.engine.signatures.cache import read_cache, write_cache
 from mailwarden.engine.signatures.matchers import (
     AhoMatcher,
     HyperscanMatcher,
+    HyperscanPlan,
     Matcher,
     hyperscan_available,
 )
@@ -163,10 +164,12 @@ def _lines(fh: BinaryIO, chunk: int = 4 << 20) -> Iterator[str]:
         yield rest.decode("utf-8", "surrogateescape")
 
 
-def _start_matcher(kind: str, builder: TableBuilder) -> Callable[[], Matcher]:
+def _start_matcher(
+    kind: str, builder: TableBuilder, plan: HyperscanPlan | None
+) -> Callable[[], Matcher]:
+    if plan is not None:
+        return HyperscanMatcher.start_plan(plan)
     patterns = builder.patterns()
-    if kind == "hyperscan":
-        return HyperscanMatcher.start(patterns)
     return lambda: AhoMatcher(patterns)
 
 
@@ -223,12 +226,14 @@ def load_signatures(
             )
             return SignatureSet(tables, built, report)
 
-    builder = TableBuilder(keep_atoms=kind == "aho")
+    # Hyperscan's entries are chosen as the parser adds each pattern
+    plan = HyperscanPlan() if kind == "hyperscan" else None
+    builder = TableBuilder(keep_atoms=kind == "aho", on_pattern=plan.add if plan else None)
     parser = DatabaseParser(builder)
     parser.skipped.update(pre_skipped)
     # body patterns first, so the matcher compiles while the hash lists parse
     versions = _parse_all([s for s in sources if s.ext not in _NO_PATTERNS], parser)
-    finish = _start_matcher(kind, builder)
+    finish = _start_matcher(kind, builder, plan)
     _parse_all([s for s in sources if s.ext in _NO_PATTERNS], parser)
     tables = builder.build()
     built = finish()

@@ -116,25 +116,16 @@ class HyperscanMatcher:
         or more starts compiling in a child process at once, so the caller
         can do other work (parse the hash databases) meanwhile.
         """
-        import hyperscan
-
-        groups: dict[int, list[tuple[bytes, int, int]]] = {}
-        confirm = bytearray(len(patterns))
-        base = hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_SINGLEMATCH
+        plan = HyperscanPlan()
         for pid, p in enumerate(patterns):
-            entries = groups.setdefault(p.target, [])
-            flags = base
-            if p.caseless:
-                flags |= hyperscan.HS_FLAG_CASELESS
-            if _by_atoms(p):
-                # a literal compiles a hundred times faster than a pattern with gaps
-                confirm[pid] = 1
-                entries.extend((escape_literal(atom), pid, flags) for atom in p.atoms)
-                continue
-            if not p.exact:
-                flags |= hyperscan.HS_FLAG_PREFILTER
-            entries.append((p.hs or p.regex, pid, flags))
-        flags_per_pattern = bytes(confirm)
+            plan.add(pid, p, p.target)
+        return cls.start_plan(plan)
+
+    @classmethod
+    def start_plan(cls, plan: HyperscanPlan) -> Callable[[], HyperscanMatcher]:
+        """:meth:`start` for entries collected while the patterns were added."""
+        groups = plan.groups
+        flags_per_pattern = bytes(plan.confirm)
         for target in [t for t in groups if t != ANY_TARGET]:
             if len(groups[target]) < SEPARATE_FROM:
                 # a small group costs a second scan for little: the signature
@@ -205,7 +196,57 @@ class HyperscanMatcher:
         return found
 
 
-def _by_atoms(p: Pattern) -> bool:
+class _PatternText(Protocol):
+    """What choosing a pattern's Hyperscan entries needs (a Pattern or a compiled one)."""
+
+    @property
+    def regex(self) -> bytes: ...
+    @property
+    def hs(self) -> bytes: ...
+    @property
+    def exact(self) -> bool: ...
+    @property
+    def caseless(self) -> bool: ...
+    @property
+    def atoms(self) -> tuple[bytes, ...]: ...
+
+
+class HyperscanPlan:
+    """The Hyperscan entries of each target, collected one pattern at a time.
+
+    The loader adds each new pattern as the parser registers it, so starting
+    the compile needs no second pass over the patterns.  Pattern ids must
+    come in order from 0.
+    """
+
+    def __init__(self) -> None:
+        import hyperscan
+
+        self._base = hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_SINGLEMATCH
+        self._caseless = hyperscan.HS_FLAG_CASELESS
+        self._prefilter = hyperscan.HS_FLAG_PREFILTER
+        #: target type -> (expression, pattern id, flags)
+        self.groups: dict[int, list[tuple[bytes, int, int]]] = {}
+        #: one byte per pattern: 1 when Hyperscan looks for its atoms only
+        self.confirm = bytearray()
+
+    def add(self, pid: int, p: _PatternText, target: int) -> None:
+        if pid != len(self.confirm):
+            raise ValueError("patterns must be added in id order")
+        entries = self.groups.setdefault(target, [])
+        flags = self._base | (self._caseless if p.caseless else 0)
+        if _by_atoms(p):
+            # a literal compiles a hundred times faster than a pattern with gaps
+            self.confirm.append(1)
+            entries.extend((escape_literal(atom), pid, flags) for atom in p.atoms)
+            return
+        self.confirm.append(0)
+        if not p.exact:
+            flags |= self._prefilter
+        entries.append((p.hs or p.regex, pid, flags))
+
+
+def _by_atoms(p: _PatternText) -> bool:
     """Whether to look for the pattern's literal atoms instead of the pattern.
 
     Not for plain literals (already the fast kind) and not when an atom is

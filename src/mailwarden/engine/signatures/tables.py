@@ -22,7 +22,7 @@ instead of being used.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,9 +217,16 @@ def _group(pattern_of: Sequence[int], npat: int) -> tuple[Sequence[int], Sequenc
 class TableBuilder:
     """Collects parsed signatures, de-duplicating identical patterns."""
 
-    def __init__(self, *, keep_atoms: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        keep_atoms: bool = True,
+        on_pattern: Callable[[int, CompiledPattern, int], None] | None = None,
+    ) -> None:
         #: kept for callers; atoms are always kept (both matchers use them)
         self.keep_atoms = keep_atoms
+        #: told (pattern id, pattern, target) of each new pattern, in id order
+        self._on_pattern = on_pattern
         self._ids: dict[tuple[bytes, bool, tuple[int, int, int], int], int] = {}
         self._regex = PackedBuilder()
         self._hs = PackedBuilder()
@@ -254,6 +261,8 @@ class TableBuilder:
             self._okind.append(okey[0])
             self._ovalue.append(okey[1])
             self._oshift.append(okey[2])
+            if self._on_pattern is not None:
+                self._on_pattern(pid, compiled, target)
         return pid
 
     def body(self, sig: BodySig) -> None:
