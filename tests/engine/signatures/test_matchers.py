@@ -184,8 +184,8 @@ def test_refused_patterns_still_match_through_the_signature_set(
 ) -> None:
     monkeypatch.setattr(
         HyperscanMatcher,
-        "start",
-        classmethod(lambda cls, pats: lambda: cls.load({}, range(len(pats)))),
+        "start_plan",
+        classmethod(lambda cls, plan: lambda: cls.load({}, range(len(plan.confirm)))),
     )
     folder = write_dbs(tmp_path, {"x.ndb": "A:0:*:61616161\nB:0:EOF-4:62626262\n"})
     sigs = load_signatures([folder], bundled=False, matcher="hyperscan")
