@@ -55,6 +55,7 @@ _MAX_DEPTH = 8
 _ALNUM = frozenset(range(0x30, 0x3A)) | frozenset(range(0x41, 0x5B)) | frozenset(range(0x61, 0x7B))
 _NON_ALNUM = frozenset(range(256)) - _ALNUM
 _HEX = frozenset("0123456789abcdefABCDEF")
+_HEX_ONLY = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _HEX_RUN = re.compile(r"(?:[0-9a-fA-F]{2})+(?![?])")
 
 
@@ -520,6 +521,11 @@ def _plain(text: str) -> CompiledPattern | None:
     if not data or len(text) != 2 * len(data):
         return None  # empty, or fromhex skipped whitespace
     return CompiledPattern(escape_literal(data), b"", True, False, (data,), len(data))
+
+
+def is_plain(text: str) -> bool:
+    """Whether ``text`` takes the fast path of :func:`compile_hexsig` (hex digits only)."""
+    return _HEX_ONLY.fullmatch(text) is not None
 
 
 def escape_literal(data: bytes) -> bytes:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from mailwarden.engine.signatures import cvd
+from mailwarden.engine.signatures import cvd, precompile
 from mailwarden.engine.signatures.cache import read_cache, write_cache
 from mailwarden.engine.signatures.matchers import (
     AhoMatcher,
@@ -43,10 +43,14 @@ from mailwarden.engine.signatures.parsers import (
     SUPPORTED_EXTS,
     DatabaseParser,
 )
+from mailwarden.engine.signatures.precompile import BODY_EXTS, Precompiled
 from mailwarden.engine.signatures.sigset import LoadReport, SignatureSet
 from mailwarden.engine.signatures.tables import TableBuilder, Tables, from_parts, to_parts
 from mailwarden.errors import SignatureError
 
+#: Body databases (bytes in all) from which patterns are compiled ahead in a
+#: second process: below this, starting it costs more than it saves.
+PRECOMPILE_FROM = 256 * 1024
 #: Bump when anything that goes into the cache changes shape or meaning.
 FORMAT_VERSION = "mailwarden-sigs-5"
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -164,6 +168,18 @@ def _lines(fh: BinaryIO, chunk: int = 4 << 20) -> Iterator[str]:
         yield rest.decode("utf-8", "surrogateescape")
 
 
+def _precompile(bodies: list[_Source]) -> Precompiled | None:
+    """A second process compiling body patterns ahead, when there are enough."""
+    wanted = [s for s in bodies if s.ext in BODY_EXTS or s.ext in cvd.CONTAINER_EXTS]
+    try:
+        size = sum(s.path.stat().st_size for s in wanted)
+    except OSError:
+        return None  # the parse reports the missing file
+    if size < PRECOMPILE_FROM:
+        return None
+    return precompile.start([(s.path, s.ext) for s in wanted])
+
+
 def _start_matcher(
     kind: str, builder: TableBuilder, plan: HyperscanPlan | None
 ) -> Callable[[], Matcher]:
@@ -232,7 +248,14 @@ def load_signatures(
     parser = DatabaseParser(builder)
     parser.skipped.update(pre_skipped)
     # body patterns first, so the matcher compiles while the hash lists parse
-    versions = _parse_all([s for s in sources if s.ext not in _NO_PATTERNS], parser)
+    bodies = [s for s in sources if s.ext not in _NO_PATTERNS]
+    parser.precompiled = _precompile(bodies)
+    try:
+        versions = _parse_all(bodies, parser)
+    finally:
+        if parser.precompiled is not None:
+            parser.precompiled.close()
+            parser.precompiled = None
     finish = _start_matcher(kind, builder, plan)
     _parse_all([s for s in sources if s.ext in _NO_PATTERNS], parser)
     tables = builder.build()

@@ -33,6 +33,7 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from mailwarden.engine.signatures.hashindex import WILDCARD_SIZE
 from mailwarden.engine.signatures.hexsig import CompiledPattern, compile_hexsig
@@ -53,6 +54,9 @@ from mailwarden.engine.signatures.tables import (
 )
 from mailwarden.engine.signatures.targets import check_target, container_kind
 from mailwarden.errors import SignatureError
+
+if TYPE_CHECKING:
+    from mailwarden.engine.signatures.precompile import Precompiled
 
 #: The functionality level we claim: signatures outside their Engine/FLEVEL
 #: range are skipped, as ClamAV of this level would skip them (ClamAV 1.4).
@@ -77,6 +81,8 @@ class DatabaseParser:
         self.skipped: Counter[str] = Counter()
         #: name -> md5 of the line to ignore ("" ignores every line of that name)
         self.ignore: dict[str, set[str]] = {}
+        #: body patterns compiled ahead by a second process (see ``precompile``)
+        self.precompiled: Precompiled | None = None
 
     # -- entry point ----------------------------------------------------------
 
@@ -207,7 +213,7 @@ class DatabaseParser:
         if len(parts) > 4:
             self._flevel(parts[4], parts[5] if len(parts) > 5 else "")
         offset = parse_offset(offset_text)
-        compiled = compile_hexsig(hexsig)
+        compiled = self._compile(hexsig)
         if self._ignored(name, line):
             return
         pid = self.builder.pattern(compiled, offset, target)
@@ -233,25 +239,19 @@ class DatabaseParser:
         )
         self.counts[ext] += 1
 
-    @staticmethod
-    def _subsig(text: str) -> tuple[CompiledPattern, Offset]:
+    def _subsig(self, text: str) -> tuple[CompiledPattern, Offset]:
         """``[Offset:]HexSig[::Modifiers]``; PCRE, byte-compare and macro forms are skipped."""
-        if text.startswith("${"):
-            raise UnsupportedSignature("macro subsignature")
-        if _BYTE_COMPARE.match(text):
-            raise UnsupportedSignature("byte-compare subsignature")
-        if "/" in text:
-            raise UnsupportedSignature("PCRE subsignature")
-        if text.startswith("fuzzy_img#"):
-            raise UnsupportedSignature("fuzzy image hash subsignature")
-        modifiers = ""
-        if "::" in text:
-            text, modifiers = text.rsplit("::", 1)
-        offset = ANYWHERE
-        if ":" in text:
-            offset_text, text = text.split(":", 1)
-            offset = parse_offset(offset_text)
-        return compile_hexsig(text, modifiers.lower()), offset
+        hexsig, modifiers, offset_text = split_subsig(text)
+        offset = ANYWHERE if offset_text is None else parse_offset(offset_text)
+        return self._compile(hexsig, modifiers), offset
+
+    def _compile(self, text: str, modifiers: str = "") -> CompiledPattern:
+        """:func:`compile_hexsig`, taken from ``precompiled`` when it has the answer."""
+        if self.precompiled is not None:
+            found = self.precompiled.take(text, modifiers)
+            if found is not None:
+                return found
+        return compile_hexsig(text, modifiers)
 
     def _tdb(self, text: str) -> tuple[int, tuple[int, int] | None, str | None]:
         target: int | None = None
@@ -287,6 +287,29 @@ class DatabaseParser:
         if target is None:
             raise MalformedSignature("target description has no Target")
         return target, filesize, container
+
+
+def split_subsig(text: str) -> tuple[str, str, str | None]:
+    """An ``.ldb`` subsignature as (hex pattern, modifiers, offset text or None).
+
+    Raises UnsupportedSignature for the forms the engine does not load (macro,
+    byte-compare, PCRE, fuzzy image hash).
+    """
+    if text.startswith("${"):
+        raise UnsupportedSignature("macro subsignature")
+    if _BYTE_COMPARE.match(text):
+        raise UnsupportedSignature("byte-compare subsignature")
+    if "/" in text:
+        raise UnsupportedSignature("PCRE subsignature")
+    if text.startswith("fuzzy_img#"):
+        raise UnsupportedSignature("fuzzy image hash subsignature")
+    modifiers = ""
+    if "::" in text:
+        text, modifiers = text.rsplit("::", 1)
+    offset: str | None = None
+    if ":" in text:
+        offset, text = text.split(":", 1)
+    return text, modifiers.lower(), offset
 
 
 def _range(text: str) -> tuple[int, int]:
