@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 from sig_helpers import MATCHERS, load_dbs, names
 
 from mailwarden.engine.filetype import FileKind
-from mailwarden.engine.signatures.confirm import Meter, compile_plan, confirm
+from mailwarden.engine.signatures.confirm import (
+    WINDOW_STEPS,
+    Meter,
+    _completions,
+    _one_piece,
+    compile_plan,
+    confirm,
+)
 from mailwarden.engine.signatures.hexsig import compile_hexsig
 
 
@@ -92,6 +99,51 @@ def test_a_gap_range_inside_an_alternative_is_unsupported() -> None:
 
     with pytest.raises(UnsupportedSignature, match="gap range inside an alternative"):
         compile_hexsig("(" + _h("ab") + "*" + _h("cd") + "|" + _h("ef") + ")")
+
+
+_EDGES = ["", "{2-3}", "{2-}", "{-2}", "{1}"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lead=st.sampled_from(_EDGES),
+    body=st.lists(st.sampled_from(["61", "6162", "62", "(61|63)", "6?", "??"]), max_size=3),
+    trail=st.sampled_from([*_EDGES, "{3-}"]),
+    # sizes spread evenly, so that windows past WINDOW_STEPS are common
+    data=st.tuples(st.integers(0, 300), st.randoms(use_true_random=False)).map(
+        lambda a: bytes(a[1].choices(b"abcd", k=a[0]))
+    ),
+    start=st.integers(0, 60),
+    # short windows are tried in place, long ones searched
+    span=st.one_of(st.integers(0, WINDOW_STEPS), st.integers(WINDOW_STEPS, 400)),
+    cap=st.integers(1, 6),
+    modifiers=st.sampled_from(["", "i", "f", "wa"]),
+)
+def test_one_piece_path_agrees_with_the_general_one(
+    lead: str,
+    body: list[str],
+    trail: str,
+    data: bytes,
+    start: int,
+    span: int,
+    cap: int,
+    modifiers: str,
+) -> None:
+    # the piece starts and ends with a literal byte, as a loadable pattern does
+    pattern = lead + "".join(["61", *body, "62"]) + trail
+    c = compile_hexsig(pattern, modifiers)
+    window = (start, start + span)
+    for chain in compile_plan(c.plan, c.regex, c.caseless):
+        assert not chain.gaps
+        general, fast = Meter(), Meter()
+        ends = []
+        for end in _completions(chain, data, window, general):
+            ends.append(end)
+            if len(ends) >= cap:
+                break
+        expected = (len(ends), min(ends, default=-1))
+        assert _one_piece(chain, data, window, cap, fast) == expected
+        assert (fast.positions, fast.searches) == (general.positions, general.searches)
 
 
 # --- counts and ends as clamd has them ---------------------------------------------
