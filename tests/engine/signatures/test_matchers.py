@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 from sig_helpers import write_dbs
 
 from mailwarden.engine.filetype import FileKind
-from mailwarden.engine.signatures import load_signatures
+from mailwarden.engine.signatures import hs_compile, load_signatures
 from mailwarden.engine.signatures import matchers as matchers_mod
 from mailwarden.engine.signatures.hexsig import compile_hexsig
 from mailwarden.engine.signatures.matchers import AhoMatcher, HyperscanMatcher, hyperscan_available
@@ -156,7 +158,7 @@ def _patterns(*hexsigs: str) -> list[Pattern]:
 def test_patterns_hyperscan_refuses_are_left_to_re(monkeypatch: pytest.MonkeyPatch) -> None:
     import hyperscan
 
-    real = matchers_mod._compile
+    real = hs_compile.compile_one
 
     def picky(hs: object, entries: list[tuple[bytes, int, int]]) -> object:
         # pretend Hyperscan cannot compile the pattern for "bbbb"
@@ -164,7 +166,7 @@ def test_patterns_hyperscan_refuses_are_left_to_re(monkeypatch: pytest.MonkeyPat
             raise hyperscan.error("pattern too large")
         return real(hs, entries)
 
-    monkeypatch.setattr(matchers_mod, "_compile", picky)
+    monkeypatch.setattr(hs_compile, "compile_one", picky)
     built = HyperscanMatcher.build(_patterns("61616161", "62626262", "63636363"))
     assert built.re_only == (1,)
     assert built.candidates(b"bbbb cccc") == {1: -1, 2: 9}
@@ -258,3 +260,41 @@ def test_small_target_groups_share_the_any_target_database() -> None:
     assert sorted(built.dump()) == [0]
     # the signature set drops the PE pattern for a buffer that is not PE
     assert built.candidates(b"aaaa bbbb", {0}) == {0: 4, 1: 9}
+
+
+@needs_hyperscan
+def test_the_compile_child_imports_nothing_of_the_package_and_takes_empty_input() -> None:
+    code = (
+        "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__');"
+        "print(sorted(m for m in sys.modules if m.startswith('mailwarden')), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", code, hs_compile.__file__],
+        input=b"",
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout == b"\x00\x00\x00\x00"  # nothing refused, no database
+    assert done.stderr.strip() == b"[]"
+
+
+@needs_hyperscan
+def test_a_child_started_in_advance_compiles_the_biggest_group_or_is_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(matchers_mod, "CHILD_COMPILE_FROM", 2)
+    plan = matchers_mod.HyperscanPlan(prewarm=True)
+    warm = plan._warm
+    assert warm is not None
+    for pid, p in enumerate(_patterns("61616161", "62626262")):
+        plan.add(pid, p, p.target)
+    built = HyperscanMatcher.start_plan(plan)()
+    assert warm.returncode == 0  # it did the compile
+    assert built.candidates(b"xx bbbb") == {1: 7}
+
+    unused = matchers_mod.HyperscanPlan(prewarm=True)
+    child = unused._warm
+    assert child is not None
+    unused.close()
+    assert child.returncode is not None

@@ -43,13 +43,14 @@ from mailwarden.engine.signatures.parsers import (
     SUPPORTED_EXTS,
     DatabaseParser,
 )
-from mailwarden.engine.signatures.precompile import BODY_EXTS, Precompiled
+from mailwarden.engine.signatures.precompile import BODY_EXTS
 from mailwarden.engine.signatures.sigset import LoadReport, SignatureSet
 from mailwarden.engine.signatures.tables import TableBuilder, Tables, from_parts, to_parts
 from mailwarden.errors import SignatureError
 
 #: Body databases (bytes in all) from which patterns are compiled ahead in a
-#: second process: below this, starting it costs more than it saves.
+#: second process and a Hyperscan compile child is started in advance: below
+#: this, starting them costs more than they save.
 PRECOMPILE_FROM = 256 * 1024
 #: Bump when anything that goes into the cache changes shape or meaning.
 FORMAT_VERSION = "mailwarden-sigs-5"
@@ -168,16 +169,12 @@ def _lines(fh: BinaryIO, chunk: int = 4 << 20) -> Iterator[str]:
         yield rest.decode("utf-8", "surrogateescape")
 
 
-def _precompile(bodies: list[_Source]) -> Precompiled | None:
-    """A second process compiling body patterns ahead, when there are enough."""
-    wanted = [s for s in bodies if s.ext in BODY_EXTS or s.ext in cvd.CONTAINER_EXTS]
+def _body_size(bodies: list[_Source]) -> int:
+    """Bytes of the files that hold body patterns (0 when one cannot be read)."""
     try:
-        size = sum(s.path.stat().st_size for s in wanted)
+        return sum(s.path.stat().st_size for s in bodies if s.ext in BODY_EXTS | cvd.CONTAINER_EXTS)
     except OSError:
-        return None  # the parse reports the missing file
-    if size < PRECOMPILE_FROM:
-        return None
-    return precompile.start([(s.path, s.ext) for s in wanted])
+        return 0  # the parse reports the missing file
 
 
 def _start_matcher(
@@ -242,16 +239,22 @@ def load_signatures(
             )
             return SignatureSet(tables, built, report)
 
-    # Hyperscan's entries are chosen as the parser adds each pattern
-    plan = HyperscanPlan() if kind == "hyperscan" else None
+    bodies = [s for s in sources if s.ext not in _NO_PATTERNS]
+    big = _body_size(bodies) >= PRECOMPILE_FROM
+    # Hyperscan's entries are chosen as the parser adds each pattern; for a big
+    # set a compile child starts now, so it is ready when they are
+    plan = HyperscanPlan(prewarm=big) if kind == "hyperscan" else None
     builder = TableBuilder(keep_atoms=kind == "aho", on_pattern=plan.add if plan else None)
     parser = DatabaseParser(builder)
     parser.skipped.update(pre_skipped)
     # body patterns first, so the matcher compiles while the hash lists parse
-    bodies = [s for s in sources if s.ext not in _NO_PATTERNS]
-    parser.precompiled = _precompile(bodies)
+    parser.precompiled = precompile.start([(s.path, s.ext) for s in bodies]) if big else None
     try:
         versions = _parse_all(bodies, parser)
+    except BaseException:
+        if plan is not None:
+            plan.close()
+        raise
     finally:
         if parser.precompiled is not None:
             parser.precompiled.close()

@@ -21,9 +21,10 @@ matchers give the same final answers; they differ only in speed.
   :attr:`HyperscanMatcher.confirm`) is confirmed like any inexact form.  A
   pattern Hyperscan refuses is found by bisection and left to confirmation
   alone (``re_only``), never dropped.  Groups of :data:`CHILD_COMPILE_FROM`
-  patterns or more compile in child interpreters, side by side (``python
-  -m`` this module, patterns over a pipe), so the compiler's peak memory is
-  returned to the system when they exit.  The compiled databases serialise
+  patterns or more compile in child interpreters, side by side (the
+  script ``hs_compile``, patterns over a pipe), so the compiler's peak
+  memory is returned to the system when they exit; a loader expecting a big
+  set starts one in advance (:class:`HyperscanPlan`).  The compiled databases serialise
   with :meth:`HyperscanMatcher.dump` for the cache.
 * :class:`AhoMatcher` (pyahocorasick) looks for each pattern's literal atoms
   and reports every pattern with an atom present; patterns whose atoms are
@@ -51,6 +52,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from mailwarden.engine.objects import Buffer
+from mailwarden.engine.signatures import hs_compile
 from mailwarden.engine.signatures.hexsig import escape_literal
 from mailwarden.engine.signatures.tables import Pattern
 from mailwarden.engine.signatures.targets import ANY_TARGET
@@ -133,13 +135,18 @@ class HyperscanMatcher:
                 groups.setdefault(ANY_TARGET, []).extend(groups.pop(target))
         # Hyperscan's compiler needs several times the final database size; in
         # a child process that heap goes away instead of staying in the daemon
-        children = {
-            target: _start_child(entries)
-            for target, entries in groups.items()
-            if len(entries) >= CHILD_COMPILE_FROM
-        }
+        big = sorted(
+            (t for t, entries in groups.items() if len(entries) >= CHILD_COMPILE_FROM),
+            key=lambda t: -len(groups[t]),
+        )
+        # every child starts before any is sent its entries, so they start side
+        # by side; a child started in advance takes the biggest group
+        children = {target: plan.take_child() or _spawn() for target in big}
+        plan.close()
+        for target, proc in children.items():
+            _send(proc, groups[target])
         here = {
-            target: _compile_to_bytes(entries)
+            target: hs_compile.compile_to_bytes(entries)
             for target, entries in groups.items()
             if entries and target not in children
         }
@@ -219,16 +226,31 @@ class HyperscanPlan:
     come in order from 0.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, prewarm: bool = False) -> None:
         import hyperscan
 
+        #: a compile child started in advance (a big set is coming)
+        self._warm: subprocess.Popen[bytes] | None = _spawn() if prewarm else None
         self._base = hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_SINGLEMATCH
         self._caseless = hyperscan.HS_FLAG_CASELESS
         self._prefilter = hyperscan.HS_FLAG_PREFILTER
         #: target type -> (expression, pattern id, flags)
-        self.groups: dict[int, list[tuple[bytes, int, int]]] = {}
+        self.groups: dict[int, list[hs_compile.Entry]] = {}
         #: one byte per pattern: 1 when Hyperscan looks for its atoms only
         self.confirm = bytearray()
+
+    def take_child(self) -> subprocess.Popen[bytes] | None:
+        """The compile child started in advance, once."""
+        proc, self._warm = self._warm, None
+        return proc
+
+    def close(self) -> None:
+        """End the child started in advance if nothing took it."""
+        proc = self.take_child()
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.communicate()
 
     def add(self, pid: int, p: _PatternText, target: int) -> None:
         if pid != len(self.confirm):
@@ -258,40 +280,27 @@ def _by_atoms(p: _PatternText) -> bool:
     return not plain
 
 
-def _compile_to_bytes(entries: list[tuple[bytes, int, int]]) -> tuple[bytes, list[int]]:
-    """Child-process side of :meth:`HyperscanMatcher.build`: the serialised database."""
-    import hyperscan
-
-    rejected: list[int] = []
-    db = _compile_isolating(hyperscan, entries, rejected)
-    return (b"" if db is None else bytes(hyperscan.dumpb(db))), sorted(rejected)
-
-
-_ENTRY = struct.Struct(">III")
-
-
-def _compile_in_child(entries: list[tuple[bytes, int, int]]) -> tuple[bytes, list[int]]:
-    """Run :func:`_child_main` in a fresh interpreter; raises SignatureError on failure."""
-    return _finish_child(_start_child(entries))
-
-
-def _start_child(entries: list[tuple[bytes, int, int]]) -> subprocess.Popen[bytes]:
-    request = b"".join(_ENTRY.pack(pid, flags, len(expr)) + expr for expr, pid, flags in entries)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", __name__],
+def _spawn() -> subprocess.Popen[bytes]:
+    """A compile child, waiting for its entries (see ``hs_compile``)."""
+    # run by path with -P: the child imports only the standard library and
+    # Hyperscan, not this package, so it is ready in a few hundredths of a second
+    return subprocess.Popen(
+        [sys.executable, "-P", hs_compile.__file__],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def _send(proc: subprocess.Popen[bytes], entries: list[hs_compile.Entry]) -> None:
     stdin, proc.stdin = proc.stdin, None  # communicate() must not touch it again
     if stdin is None:  # pragma: no cover - Popen with PIPE always has one
         raise SignatureError("Hyperscan compile: no pipe to the child")
     # the child reads everything before it compiles: this returns once it has
     with contextlib.suppress(BrokenPipeError):  # it died at once: _finish_child says how
-        stdin.write(request)
+        stdin.write(hs_compile.encode_entries(entries))
     with contextlib.suppress(BrokenPipeError):
         stdin.close()
-    return proc
 
 
 def _finish_child(proc: subprocess.Popen[bytes]) -> tuple[bytes, list[int]]:
@@ -302,56 +311,6 @@ def _finish_child(proc: subprocess.Popen[bytes]) -> tuple[bytes, list[int]]:
     (count,) = struct.unpack(">I", stdout[:4])
     rejected = list(struct.unpack(f">{count}I", stdout[4 : 4 + 4 * count]))
     return stdout[4 + 4 * count :], rejected
-
-
-def _child_main() -> None:
-    """Read entries from stdin, write ``count | rejected ids | database`` to stdout."""
-    data = sys.stdin.buffer.read()
-    entries: list[tuple[bytes, int, int]] = []
-    pos = 0
-    while pos < len(data):
-        pid, flags, size = _ENTRY.unpack_from(data, pos)
-        pos += _ENTRY.size
-        entries.append((data[pos : pos + size], pid, flags))
-        pos += size
-    blob, rejected = _compile_to_bytes(entries)
-    sys.stdout.buffer.write(struct.pack(f">I{len(rejected)}I", len(rejected), *rejected) + blob)
-    sys.stdout.buffer.flush()
-
-
-def _compile(hs: Any, entries: list[tuple[bytes, int, int]]) -> Any:
-    db = hs.Database(mode=hs.HS_MODE_BLOCK)
-    db.compile(
-        expressions=[e[0] for e in entries],
-        ids=[e[1] for e in entries],
-        elements=len(entries),
-        flags=[e[2] for e in entries],
-    )
-    return db
-
-
-def _refused(hs: Any, entries: list[tuple[bytes, int, int]]) -> list[int]:
-    """Ids of the entries Hyperscan refuses, found by bisection."""
-    try:
-        _compile(hs, entries)
-    except hs.error:
-        if len(entries) == 1:
-            return [entries[0][1]]
-        mid = len(entries) // 2
-        return _refused(hs, entries[:mid]) + _refused(hs, entries[mid:])
-    return []
-
-
-def _compile_isolating(hs: Any, entries: list[tuple[bytes, int, int]], rejected: list[int]) -> Any:
-    """Compile ``entries``; the ones Hyperscan refuses go to ``rejected``."""
-    try:
-        return _compile(hs, entries)
-    except hs.error:
-        pass
-    rejected.extend(_refused(hs, entries))
-    bad = set(rejected)
-    good = [e for e in entries if e[1] not in bad]
-    return _compile(hs, good) if good else None
 
 
 class AhoMatcher:
@@ -404,7 +363,3 @@ def _automaton(ahocorasick: Any, keys: dict[str, list[int]]) -> Any:
         automaton.add_word(key, (key, tuple(pids)))
     automaton.make_automaton()
     return automaton
-
-
-if __name__ == "__main__":
-    _child_main()

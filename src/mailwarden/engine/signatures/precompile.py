@@ -4,7 +4,7 @@ Compiling the hex patterns of ``.ndb`` and ``.ldb`` lines is most of what a
 cold load of a big body database costs, and :func:`compile_hexsig` is a pure
 function of the pattern text and its modifiers.  So, while the loader parses
 the body databases from the first line on, :func:`start` runs this module as
-a child process (``python -m``) that walks the same lines from the *last*
+a child process (a fresh interpreter) that walks the same lines from the *last*
 one back, compiles every pattern it finds and streams the results over a
 pipe.  The parser asks :meth:`Precompiled.take` before it compiles a
 pattern, and compiles it itself on a miss; the two meet somewhere in the
@@ -33,6 +33,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from mailwarden.engine.signatures import cvd
 from mailwarden.engine.signatures.hexsig import CompiledPattern, compile_hexsig, is_plain
@@ -137,7 +138,7 @@ def start(sources: Sequence[tuple[Path, str]]) -> Precompiled | None:
     request = json.dumps([[str(p), ext] for p, ext in sources]).encode()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", __name__],
+            [sys.executable, "-P", "-c", f"import {__name__} as m; m.child_main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -223,7 +224,8 @@ def _decode(frame: bytes) -> tuple[tuple[str, str], CompiledPattern] | None:
     return (text, modifiers), compiled
 
 
-def _child_main() -> None:
+def child_main() -> None:
+    """The child: source list on stdin, compiled patterns on stdout."""
     sources = [(Path(p), str(ext)) for p, ext in json.loads(sys.stdin.buffer.read())]
     out = sys.stdout.buffer
     batch = bytearray()
@@ -240,13 +242,17 @@ def _child_main() -> None:
         frame = _INDEX.pack(index) + _encode(text, modifiers, compiled)
         batch += _LEN.pack(len(frame)) + frame
         if len(batch) >= _BATCH:
-            out.write(batch)
-            out.flush()
+            if not _write(out, batch):
+                return
             batch.clear()
-    out.write(batch)
-    out.flush()
+    _write(out, batch)
 
 
-if __name__ == "__main__":
-    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
-        _child_main()
+def _write(out: BinaryIO, data: bytearray) -> bool:
+    """Write and flush; False when the parser has stopped reading."""
+    try:
+        out.write(data)
+        out.flush()
+    except BrokenPipeError:
+        return False
+    return True
