@@ -14,6 +14,7 @@ from sig_helpers import write_dbs
 from mailwarden.engine.signatures import load_signatures, precompile
 from mailwarden.engine.signatures import loader as loader_mod
 from mailwarden.engine.signatures.hexsig import compile_hexsig, is_plain
+from mailwarden.engine.signatures.matchers import hyperscan_available
 from mailwarden.engine.signatures.tables import to_parts
 from mailwarden.errors import SignatureError
 
@@ -127,3 +128,28 @@ def test_a_broken_child_only_costs_time(script: str, tmp_path: Path) -> None:
     for _ in range(3 * precompile._POLL_EVERY):
         assert pre.take("4142??4344", "") is None
     pre.close()
+
+
+@pytest.mark.skipif(not hyperscan_available(), reason="no hyperscan")
+def test_a_failed_load_leaves_no_child_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailwarden.engine.signatures import matchers
+
+    started: list[subprocess.Popen[bytes]] = []
+
+    class Recorded(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: object, **kw: object) -> None:
+            super().__init__(*args, **kw)  # type: ignore[arg-type]
+            started.append(self)
+
+    monkeypatch.setattr(matchers.subprocess, "Popen", Recorded)
+    monkeypatch.setattr(loader_mod, "PRECOMPILE_FROM", 0)
+    dbs = _databases(1500)
+    dbs["a.ndb"] += "Broken.Body:0:*:4142{9-3}4344\n"
+    folder = write_dbs(tmp_path, dbs)
+    with pytest.raises(SignatureError, match=r"a\.ndb:1502:"):
+        load_signatures([folder], bundled=False, matcher="hyperscan")
+    # the compile child started in advance and the second parser, both ended
+    assert len(started) == 2
+    assert all(proc.returncode is not None for proc in started)
