@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailwarden.engine.signatures.cursor import Cursor
 from mailwarden.engine.signatures.offsets import MalformedSignature, UnsupportedSignature
@@ -103,8 +104,9 @@ class Seq:
 Node = Lit | Cls | Gap | Alt | NegAlt | Seq
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledPattern:
+class CompiledPattern(NamedTuple):
+    """A compiled pattern (a named tuple: a big load makes hundreds of thousands)."""
+
     regex: bytes
     hs: bytes
     exact: bool

@@ -48,7 +48,6 @@ from mailwarden.engine.signatures.tables import (
     DIGEST_LENGTHS,
     FILE,
     SECTION,
-    BodySig,
     LogicalSig,
     TableBuilder,
 )
@@ -217,7 +216,7 @@ class DatabaseParser:
         if self._ignored(name, line):
             return
         pid = self.builder.pattern(compiled, offset, target)
-        self.builder.body(BodySig(name, official, pid))
+        self.builder.add_body(name, official, pid)
         self.counts[ext] += 1
 
     def _ldb(self, line: str, ext: str, official: bool) -> None:

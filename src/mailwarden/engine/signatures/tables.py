@@ -250,10 +250,15 @@ class TableBuilder:
         pid = self._ids.get(key)
         if pid is None:
             pid = self._ids[key] = len(self._flags)
-            self._regex.append(compiled.regex)
-            self._hs.append(compiled.hs)
-            self._atoms.append(encode_atoms(compiled.atoms))
-            self._plan.append(compiled.plan)
+            # the columns are appended to in place: this runs once per signature
+            for column, item in (
+                (self._regex, compiled.regex),
+                (self._hs, compiled.hs),
+                (self._atoms, encode_atoms(compiled.atoms)),
+                (self._plan, compiled.plan),
+            ):
+                column.data += item
+                column.ends.append(len(column.data))
             self._flags.append(
                 (EXACT if compiled.exact else 0) | (CASELESS if compiled.caseless else 0)
             )
@@ -266,9 +271,15 @@ class TableBuilder:
         return pid
 
     def body(self, sig: BodySig) -> None:
-        self._names.append(sig.name.encode("utf-8", "surrogateescape"))
-        self._official.append(int(sig.official))
-        self._pattern.append(sig.pattern)
+        self.add_body(sig.name, sig.official, sig.pattern)
+
+    def add_body(self, name: str, official: bool, pattern: int) -> None:
+        """:meth:`body` from its fields (no object per signature)."""
+        names = self._names
+        names.data += name.encode("utf-8", "surrogateescape")
+        names.ends.append(len(names.data))
+        self._official.append(official)
+        self._pattern.append(pattern)
 
     def logical(self, sig: LogicalSig) -> None:
         self._logicals.append(sig)
