@@ -22,8 +22,12 @@ signals nothing.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
+
+from mailwarden.unixsocket import answers
+
+# answers stays importable from here, where it was first defined
+__all__ = ["answers", "running_daemon"]
 
 
 def running_daemon(pid_file: str, socket_path: str) -> str | None:
@@ -52,16 +56,3 @@ def _live_daemon_pid(pid_file: str) -> int | None:
     if b"daemon" in argv and any(b"mailwarden" in part for part in argv):
         return pid
     return None
-
-
-def answers(path: str | os.PathLike[str]) -> bool:
-    """Whether something accepts connections on the unix socket ``path``."""
-    if not os.path.lexists(path):
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(os.fspath(path))
-        except OSError:
-            return False
-    return True

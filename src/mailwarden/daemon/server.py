@@ -20,14 +20,14 @@ is bound); TCP is off unless configured, and a non-loopback address is
 logged as a warning.  The daemon needs no privileges beyond reading the
 signature files and the paths clients ask it to scan; run it as its own user
 (the systemd unit does).  A stale socket file is replaced only when nothing
-answers on it, so a second daemon cannot steal a live one's socket.
+answers on it, so a second daemon cannot steal a live one's socket, and
+anything else at its path is refused (``mailwarden.unixsocket``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import grp
 import logging
 import os
 import signal
@@ -39,13 +39,14 @@ from typing import Any
 
 from mailwarden import __version__
 from mailwarden.daemon.connection import Connection
-from mailwarden.daemon.pidfile import answers, running_daemon
+from mailwarden.daemon.pidfile import running_daemon
 from mailwarden.daemon.pool import Generation, PoolOptions, WorkerPool, start_loader
 from mailwarden.daemon.protocol import CLAMAV_COMPAT, TOO_MANY_CONNECTIONS
 from mailwarden.daemon.session import Context, serve_connection
 from mailwarden.daemon.settings import DaemonSettings, is_loopback
 from mailwarden.daemon.stats import Counters, Snapshot, render
 from mailwarden.errors import MailwardenError
+from mailwarden.unixsocket import bind_unix
 
 log = logging.getLogger("mailwarden.daemon")
 
@@ -282,30 +283,13 @@ async def _refuse(conn: Connection) -> None:
 
 
 def _bind_unix(settings: DaemonSettings) -> socket.socket:
-    path = Path(settings.socket)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() or path.is_symlink():
-        if answers(path):
-            raise OSError(f"{path} is in use by a running daemon")
-        path.unlink()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    # bind under a umask that leaves no window in which others could connect
-    old = os.umask(0o177)
-    try:
-        sock.bind(str(path))
-    finally:
-        os.umask(old)
-    if settings.socket_group:
-        try:
-            gid = grp.getgrnam(settings.socket_group).gr_gid
-        except KeyError as exc:
-            sock.close()
-            path.unlink()
-            raise OSError(f"socket_group {settings.socket_group!r} does not exist") from exc
-        os.chown(path, -1, gid)
-    os.chmod(path, settings.socket_mode)
-    sock.listen(socket.SOMAXCONN)
-    return sock
+    return bind_unix(
+        settings.socket,
+        mode=settings.socket_mode,
+        group=settings.socket_group,
+        group_key="socket_group",
+        owner_name="mailwarden daemon",
+    )
 
 
 def _bind_tcp(host: str, port: int) -> socket.socket:

@@ -29,7 +29,9 @@ SECURITY: whoever can connect may have a message scanned and, by the policy,
 quarantined or recorded in the history under an envelope of their choosing,
 as the agent's user: the socket is created 0660 (``agent_socket_mode``) with
 the group ``agent_socket_group`` (the delivering users' group) and no window
-in which others could connect.  A received descriptor must be a regular file
+in which others could connect; a live agent's socket is never taken over
+and nothing but a stale socket is removed from its path
+(``mailwarden.unixsocket``).  A received descriptor must be a regular file
 (a pipe or socket could stall a worker); it is only read, never written.
 The copy goes back in a new anonymous file.  The request is bounded
 (``MAX_FRAME``) and every failure is answered with ``[mda] exit_tempfail``,
@@ -40,13 +42,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import grp
 import logging
 import os
 import socket
 import stat
 import struct
-from pathlib import Path
 
 from mailwarden.cli.mda_client import RECV_ARGS, Receiver, WireError, reply_fields, send_frame
 from mailwarden.config import Config
@@ -61,6 +61,7 @@ from mailwarden.intercept.pipeline import Pipeline, Scanner
 from mailwarden.intercept.runner import run
 from mailwarden.message import Envelope, Message, Point
 from mailwarden.policy import DELIVERING
+from mailwarden.unixsocket import bind_unix
 
 log = logging.getLogger("mailwarden.intercept.mda")
 
@@ -258,47 +259,13 @@ def _peer(conn: socket.socket) -> str:
 
 
 def _bind(settings: AgentSettings) -> socket.socket:
-    path = Path(settings.socket)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_symlink() or path.exists():
-        if not stat.S_ISSOCK(path.lstat().st_mode):
-            raise OSError(f"{path} exists and is not a socket")
-        if _answers(path):
-            raise OSError(f"{path} is in use by a running mda agent")
-        path.unlink()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    # bind under a umask that leaves no window in which others could connect
-    old = os.umask(0o177)
-    try:
-        sock.bind(str(path))
-    finally:
-        os.umask(old)
-    try:
-        if settings.socket_group:
-            try:
-                gid = grp.getgrnam(settings.socket_group).gr_gid
-            except KeyError as exc:
-                raise OSError(
-                    f"agent_socket_group {settings.socket_group!r} does not exist"
-                ) from exc
-            os.chown(path, -1, gid)
-        os.chmod(path, settings.socket_mode)
-        sock.listen(socket.SOMAXCONN)
-    except OSError:
-        sock.close()
-        path.unlink(missing_ok=True)
-        raise
-    return sock
-
-
-def _answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
+    return bind_unix(
+        settings.socket,
+        mode=settings.socket_mode,
+        group=settings.socket_group,
+        group_key="agent_socket_group",
+        owner_name="mda agent",
+    )
 
 
 async def start_agent(

@@ -16,9 +16,10 @@ as docs/milter.md says) and the burst is logged once, with a count when
 it ends, so a flood cannot fill the log.
 
 SECURITY: a unix socket is created with ``socket_mode`` (0660 by default:
-the MTA's user must be in the socket's group) after a stale socket file,
-and only a socket, is removed; an inet listener is loopback unless
-``allow_remote`` (settings.py).  The process needs no privileges of its own.
+the MTA's user must be in the socket's group) and no window in which others
+could connect, after a stale socket file, and only a socket nobody answers
+on, is removed (``mailwarden.unixsocket``); an inet listener is loopback
+unless ``allow_remote`` (settings.py).  The process needs no privileges of its own.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from mailwarden.intercept.milter.settings import MilterSettings
 from mailwarden.intercept.pipeline import Pipeline, Scanner
 from mailwarden.intercept.runner import run
 from mailwarden.intercept.smtp_filter import header_host
+from mailwarden.unixsocket import start_unix_server
 
 log = logging.getLogger("mailwarden.intercept.milter")
 
@@ -68,14 +70,9 @@ class MilterServer:
     async def start(self) -> None:
         listen = self.settings.listen
         if listen.kind == "unix":
-            _remove_stale(listen.path)
-            # bind under a umask that leaves no window in which others could connect
-            old = os.umask(0o177)
-            try:
-                self._server = await asyncio.start_unix_server(self._accept, path=listen.path)
-            finally:
-                os.umask(old)
-            os.chmod(listen.path, self.settings.socket_mode)
+            self._server = await start_unix_server(
+                self._accept, listen.path, mode=self.settings.socket_mode, owner_name="milter"
+            )
         else:
             self._server = await asyncio.start_server(self._accept, listen.host, listen.port)
 
