@@ -243,7 +243,7 @@ def test_one_database_per_target_and_only_the_buffers_targets_scanned(
         pe_only.regex, pe_only.hs, pe_only.exact, pe_only.caseless, pe_only.atoms, ANYWHERE, 1
     )
     built = HyperscanMatcher.build([any_target, pe_only])
-    assert sorted(built.dump()) == [0, 1]
+    assert sorted(built.dump()) == [(0, 0), (1, 0)]
     assert built.candidates(b"aaaa bbbb", {0}) == {0: 4}
     assert built.candidates(b"aaaa bbbb", {0, 1}) == {0: 4, 1: 9}
     again = HyperscanMatcher.load(built.dump(), [])
@@ -257,7 +257,7 @@ def test_small_target_groups_share_the_any_target_database() -> None:
         pe_only.regex, pe_only.hs, pe_only.exact, pe_only.caseless, pe_only.atoms, ANYWHERE, 1
     )
     built = HyperscanMatcher.build([any_target, pe_only])
-    assert sorted(built.dump()) == [0]
+    assert sorted(built.dump()) == [(0, 0)]
     # the signature set drops the PE pattern for a buffer that is not PE
     assert built.candidates(b"aaaa bbbb", {0}) == {0: 4, 1: 9}
 
@@ -298,3 +298,28 @@ def test_a_child_started_in_advance_compiles_the_biggest_group_or_is_ended(
     assert child is not None
     unused.close()
     assert child.returncode is not None
+
+
+@needs_hyperscan
+def test_a_big_target_is_cut_into_parts_that_scan_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(matchers_mod, "MAX_DB_ENTRIES", 2)
+    texts = ["61616161", "62626262", "63636363", "64646464", "65656565"]
+    built = HyperscanMatcher.build(_patterns(*texts))
+    assert sorted(built.dump()) == [(0, 0), (0, 1), (0, 2)]
+    data = b"aaaa bbbb cccc dddd eeee"
+    assert built.candidates(data) == {0: 4, 1: 9, 2: 14, 3: 19, 4: 24}
+    again = HyperscanMatcher.load(built.dump(), [])
+    assert again.candidates(data) == built.candidates(data)
+    # and through the cache: a second load maps the parts back
+    folder = write_dbs(
+        tmp_path / "db", {"x.ndb": "".join(f"S{i}:0:*:{t}\n" for i, t in enumerate(texts))}
+    )
+    cache = tmp_path / "cache"
+    first = load_signatures([folder], bundled=False, matcher="hyperscan", cache_dir=cache)
+    second = load_signatures([folder], bundled=False, matcher="hyperscan", cache_dir=cache)
+    assert second.report.from_cache and not first.report.from_cache
+    for sigs in (first, second):
+        found = sigs.match(data, FileKind.BINARY, all_matches=True)
+        assert sorted(m.name for m in found) == ["S0", "S1", "S2", "S3", "S4"]

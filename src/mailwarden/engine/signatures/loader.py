@@ -53,7 +53,7 @@ from mailwarden.errors import SignatureError
 #: this, starting them costs more than they save.
 PRECOMPILE_FROM = 256 * 1024
 #: Bump when anything that goes into the cache changes shape or meaning.
-FORMAT_VERSION = "mailwarden-sigs-5"
+FORMAT_VERSION = "mailwarden-sigs-6"
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
 MatcherKind = Literal["auto", "hyperscan", "aho"]
@@ -195,7 +195,7 @@ def _from_cache(
         info = meta["report"]
         matcher: Matcher
         if kind == "hyperscan":
-            dbs = {int(t): bytes(blobs[int(i)]) for t, i in meta["matcher"]["blobs"].items()}
+            dbs = {(int(t), int(n)): bytes(blobs[int(i)]) for t, n, i in meta["matcher"]["blobs"]}
             confirm = bytes(blobs[int(meta["matcher"]["confirm"])])
             if confirm and len(confirm) != len(tables.p.flags):
                 raise ValueError("cached matcher does not fit the tables")
@@ -275,10 +275,10 @@ def load_signatures(
         meta, blobs = to_parts(tables)
         full: dict[str, Any] = {"tables": meta, "report": info}
         if isinstance(built, HyperscanMatcher):
-            dbs: dict[str, int] = {}
-            for target, blob in built.dump().items():
+            dbs: list[list[int]] = []
+            for (target, part), blob in built.dump().items():
                 blobs.append(blob)
-                dbs[str(target)] = len(blobs) - 1
+                dbs.append([target, part, len(blobs) - 1])
             blobs.append(built.confirm)
             full["matcher"] = {
                 "blobs": dbs,
