@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from mailwarden.engine.signatures.cursor import Cursor
 from mailwarden.engine.signatures.offsets import MalformedSignature, UnsupportedSignature
@@ -102,6 +102,9 @@ class Seq:
 
 
 Node = Lit | Cls | Gap | Alt | NegAlt | Seq
+T = TypeVar("T")
+#: per-node results within one compile, by id (the node is kept alive beside its result)
+_Memo = dict[int, tuple[Node, T]]
 
 
 class CompiledPattern(NamedTuple):
@@ -282,8 +285,18 @@ def _widen(node: Node) -> Node:
     return node
 
 
-def lengths(node: Node) -> tuple[int, int | None]:
+def lengths(
+    node: Node, memo: _Memo[tuple[int, int | None]] | None = None
+) -> tuple[int, int | None]:
     """Shortest and longest match of ``node`` (longest None: unbounded)."""
+    if memo is not None:
+        known = memo.get(id(node))
+        if known is not None:
+            return known[1]
+        found = lengths(node)
+        # the node is kept with its answer, so its id is not reused meanwhile
+        memo[id(node)] = (node, found)
+        return found
     if isinstance(node, Lit):
         return len(node.data), len(node.data)
     if isinstance(node, Cls):
@@ -340,13 +353,26 @@ def _gap(lo: int, hi: int | None, lazy: bool) -> bytes:
 class _Emitter:
     """Emits one tree as exact ``re`` text or as Hyperscan text (``hs=True``)."""
 
-    def __init__(self, hs: bool) -> None:
+    def __init__(self, hs: bool, memo: _Memo[bytes] | None = None) -> None:
         self.hs = hs
         self.exact = True
         #: whether the other form would differ (an approximation in the Hyperscan form)
         self.differs = False
+        #: texts already emitted for nodes of this tree (the plan emits its pieces again)
+        self._memo = memo
 
     def emit(self, node: Node) -> bytes:
+        memo = self._memo
+        if memo is None:
+            return self._emit(node)
+        known = memo.get(id(node))
+        if known is not None:
+            return known[1]
+        text = self._emit(node)
+        memo[id(node)] = (node, text)
+        return text
+
+    def _emit(self, node: Node) -> bytes:
         if isinstance(node, Lit):
             return _esc(node.data)
         if isinstance(node, Cls):
@@ -443,7 +469,9 @@ def _gap_text(lo: int, hi: int | None) -> bytes:
     return b"%d-" % lo if hi is None else b"%d-%d" % (lo, hi)
 
 
-def _chain(items: list[Node], fullword: bool) -> bytes:
+def _chain(
+    items: list[Node], fullword: bool, texts: _Memo[bytes], sizes: _Memo[tuple[int, int | None]]
+) -> bytes:
     """One chain of the plan: ``lead TAB piece TAB gap TAB piece ... TAB trail``.
 
     The pattern is cut at every gap range; fixed gaps next to a cut join the
@@ -469,9 +497,9 @@ def _chain(items: list[Node], fullword: bool) -> bytes:
             return
         seq = Seq(tuple(piece))
         # a piece holds no gap range (none in alternatives either), so it has a longest
-        shortest, longest = lengths(seq)
+        shortest, longest = lengths(seq, sizes)
         fields.append(_gap_text(lo, hi))
-        fields.append(b"%d,%d," % (shortest, longest or 0) + _Emitter(hs=False).emit(seq))
+        fields.append(b"%d,%d," % (shortest, longest or 0) + _Emitter(False, texts).emit(seq))
         piece.clear()
         lo, hi = after, after
 
@@ -498,7 +526,12 @@ def _wrap(piece: bytes, before: bytes, after: bytes) -> bytes:
     return widths + b"," + widths2 + b"," + before + regex + after
 
 
-def _plan(tree: Node, fullword: bool) -> bytes:
+def _plan(
+    tree: Node,
+    fullword: bool,
+    texts: _Memo[bytes] | None = None,
+    sizes: _Memo[tuple[int, int | None]] | None = None,
+) -> bytes:
     """The plan of ``tree`` (see :func:`_chain`); chains of a top-level choice on separate lines.
 
     Empty when the tree is one piece with nothing around it: its ``regex``
@@ -508,7 +541,9 @@ def _plan(tree: Node, fullword: bool) -> bytes:
     flat = [_flat(o) for o in options]
     if not any(_ranged(i) for items in flat for i in items):
         return b""
-    return b"\n".join(_chain(items, fullword) for items in flat)
+    texts = {} if texts is None else texts
+    sizes = {} if sizes is None else sizes
+    return b"\n".join(_chain(items, fullword, texts, sizes) for items in flat)
 
 
 # --- entry point -------------------------------------------------------------
@@ -549,11 +584,14 @@ def compile_hexsig(text: str, modifiers: str = "") -> CompiledPattern:
     if "w" in modifiers:
         wide = _widen(tree)
         tree = Alt((Seq((tree,)), Seq((wide,)))) if "a" in modifiers else wide
-    shortest = min_length(tree)
+    # what the regex, the lengths and the plan work out per node, worked out once
+    texts: _Memo[bytes] = {}
+    sizes: _Memo[tuple[int, int | None]] = {}
+    shortest = lengths(tree, sizes)[0]
     if shortest == 0 or not _has_literal(tree):
         # a pattern of wildcards only would match every payload; ClamAV refuses it too
         raise MalformedSignature("hex pattern has no fixed bytes")
-    exact_em = _Emitter(hs=False)
+    exact_em = _Emitter(False, texts)
     regex = exact_em.emit(tree)
     hs, exact = b"", True  # Hyperscan takes the exact text as it is: one copy
     if exact_em.differs:
@@ -566,5 +604,5 @@ def compile_hexsig(text: str, modifiers: str = "") -> CompiledPattern:
     atoms = _atoms(tree) or ()
     if caseless:
         atoms = tuple(dict.fromkeys(a.lower() for a in atoms))
-    plan = _plan(tree, "f" in modifiers)
+    plan = _plan(tree, "f" in modifiers, texts, sizes)
     return CompiledPattern(regex, hs, exact, caseless, atoms, shortest, plan)
