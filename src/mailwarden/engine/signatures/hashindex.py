@@ -113,27 +113,36 @@ class HashIndexBuilder:
         records = np.concatenate(parts) if len(parts) > 1 else parts[0]
         del parts
         count = len(records)
+
         # sort whole records as byte strings: seen as big-endian words (widths
         # are multiples of 4) they sort the same way.  Digests are nearly
         # always distinct in their first eight bytes, so one word sorts them,
         # and only a tie (a digest listed twice) needs every word
-        words = [records[:, i : i + 8].copy().view(">u8")[:, 0] for i in range(0, width - 4, 8)]
-        if width % 8:
-            words.append(records[:, width - 4 :].copy().view(">u4")[:, 0])
-        order = np.argsort(words[0], kind="stable")
-        first = words[0][order]
-        if bool((first[1:] == first[:-1]).any()):
-            order = np.lexsort(words[::-1])
-        del words, first
+        def word(at: int) -> npt.NDArray[Any]:
+            size = 8 if at + 8 <= width else 4
+            return records[:, at : at + size].copy().view(f">u{size}")[:, 0]
+
+        first = word(0)
+        order = np.argsort(first, kind="stable")
+        ranked = first[order]
+        if bool((ranked[1:] == ranked[:-1]).any()):
+            order = np.lexsort([word(at) for at in reversed(range(0, width, 8))])
+        del first, ranked
         sizes = records[:, dlen : dlen + _SIZE_BYTES].copy().view(">u8")[:, 0].astype(np.uint64)
         records = records[order]
+        del order
         bits_log2 = max(_MIN_BITS_LOG2, (count * _BITS_PER_ENTRY).bit_length())
         any_size = sizes == WILDCARD_SIZE
         wildcard = bool(any_size.any())
         bits = (sizes[~any_size] * np.uint64(_GOLDEN)) >> np.uint64(64 - bits_log2)
-        present = np.zeros(1 << bits_log2, np.bool_)
-        present[bits.astype(np.intp)] = True
-        bitmap = np.packbits(present, bitorder="little").tobytes()
+        del sizes, any_size
+        bitmap_bytes = np.zeros(1 << (bits_log2 - 3), np.uint8)
+        np.bitwise_or.at(
+            bitmap_bytes,
+            bits >> np.uint64(3),
+            np.left_shift(1, bits & np.uint64(7)).astype(np.uint8),
+        )
+        bitmap = bitmap_bytes.tobytes()
         names, self._names = bytes(self._names), bytearray()
         self._count = 0
         return HashIndex(dlen, records.tobytes(), bitmap, wildcard, names)

@@ -3,31 +3,38 @@
 The hash databases are the millions of a signature set (ClamAV's ``main``
 and ``daily`` carry several million MD5 and SHA lines), so reading them a
 line at a time in Python is what a cold load of a big set spends most of
-its time on.  :func:`plain_lines` reads a whole ``.hdb``/``.hsb`` file's
-bytes as arrays instead: it finds each line's two colons, checks the digest
-(32, 40 or 64 hex digits), the size (1 to 19 decimal digits) and the name
-(at least one byte, no colon, no space or control byte at either end), and
-returns, per digest length, the digests, sizes and a block of NUL-terminated
-names.  Every line that is not in exactly that form (comments, blank lines,
-``*`` sizes, functionality-level fields, anything malformed) is returned by
-number and text for the database parser's general path, so what is loaded,
-skipped or rejected, and the line number an error names, are the same as
-when every line goes through the general path.
+its time on.  :func:`plain_lines` reads the bytes of many lines of an
+``.hdb``/``.hsb`` file as arrays instead (:func:`chunks` and
+:func:`file_chunks` cut a file into pieces of about :data:`CHUNK` bytes at
+line ends, so memory stays a few times that, whatever the file's size): it
+finds each line's two colons, checks the digest (32, 40 or 64 hex digits),
+the size (1 to 19 decimal digits) and the name (at least one byte, no colon,
+no space or control byte at either end), and returns, per digest length,
+the digests, sizes and a block of NUL-terminated names.  Every line that is
+not in exactly that form (comments, blank lines, ``*`` sizes,
+functionality-level fields, anything malformed) is returned by number and
+text for the database parser's general path, so what is loaded, skipped or
+rejected, and the line number an error names, are the same as when every
+line goes through the general path.
 
 SECURITY: the input is database text, trusted as the administrator's choice
 but read defensively: every index is bounded by the data, no value is used
-before it is checked, and memory is a fixed multiple of the file's size.
+before it is checked, and memory is a fixed multiple of the chunk's size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
 #: Hex digits of a digest -> its length in bytes (MD5, SHA1, SHA256).
 _HEX_DIGITS = {32: 16, 40: 20, 64: 32}
+#: Bytes read at a time: the arrays of one chunk take a few times its size.
+CHUNK = 8 << 20
 #: A size of more digits than this may not fit 64 bits: the general path decides.
 _MAX_SIZE_DIGITS = 19
 
@@ -70,8 +77,39 @@ class PlainLines:
     others: list[tuple[int, str]]
 
 
-def plain_lines(data: bytes) -> PlainLines:
-    """Split ``data`` (a whole hash database) into plain blocks and other lines."""
+def chunks(data: bytes, size: int = CHUNK) -> Iterator[bytes]:
+    """``data`` cut after a line end about every ``size`` bytes."""
+    start = 0
+    while start < len(data):
+        cut = data.find(b"\n", start + size - 1)
+        end = len(data) if cut < 0 else cut + 1
+        yield data[start:end]
+        start = end
+
+
+def file_chunks(fh: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
+    """A file's bytes cut after a line end about every ``size`` bytes."""
+    rest = b""
+    while True:
+        block = fh.read(size)
+        if not block:
+            break
+        block = rest + block
+        cut = block.rfind(b"\n") + 1
+        if not cut:
+            rest = block
+            continue
+        rest = block[cut:]
+        yield block[:cut]
+    if rest:
+        yield rest
+
+
+def plain_lines(data: bytes, first_line: int = 1) -> PlainLines:
+    """Split ``data`` (whole lines of a hash database) into plain blocks and other lines.
+
+    ``first_line`` is the number of the first line of ``data`` in its file.
+    """
     if not data:
         return PlainLines({}, [])
     if not data.endswith(b"\n"):
@@ -112,7 +150,7 @@ def plain_lines(data: bytes) -> PlainLines:
             names, offsets = _names(arr, c2[rows] + 1, name_len[rows])
             blocks[dlen] = PlainBlock(digests, sizes, names, offsets)
     others = [
-        (int(i) + 1, data[starts[i] : ends[i]].decode("utf-8", "surrogateescape"))
+        (int(i) + first_line, data[starts[i] : ends[i]].decode("utf-8", "surrogateescape"))
         for i in np.flatnonzero(~ok)
     ]
     return PlainLines(blocks, others)

@@ -143,10 +143,13 @@ def _parse_all(sources: list[_Source], parser: DatabaseParser) -> list[str]:
                 parser.parse_bytes(data, ext, file=f"{src.path}[{name}]", official=True)
             continue
         if src.ext in HASH_EXTS:
-            # read whole: the plain lines of a hash file are read in bulk
-            parser.parse_bytes(
-                src.path.read_bytes(), src.ext, file=str(src.path), official=src.official
-            )
+            from mailwarden.engine.signatures.hashlines import file_chunks
+
+            # the plain lines of a hash file are read in bulk, a few megabytes at a time
+            with src.path.open("rb") as fh:
+                parser.parse_chunks(
+                    file_chunks(fh), src.ext, file=str(src.path), official=src.official
+                )
             continue
         with src.path.open("rb") as fh:
             parser.parse_lines(_lines(fh), src.ext, file=str(src.path), official=src.official)

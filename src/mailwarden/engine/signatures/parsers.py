@@ -90,16 +90,29 @@ class DatabaseParser:
 
     def parse_bytes(self, data: bytes, ext: str, *, file: str, official: bool) -> None:
         """Parse one whole file's bytes; plain hash lines are read in bulk."""
-        if ext in ("hdb", "hsb") and not self.ignore:
-            from mailwarden.engine.signatures.hashlines import plain_lines
+        from mailwarden.engine.signatures.hashlines import chunks
 
-            bulk = plain_lines(data)
-            for dlen, block in bulk.blocks.items():
-                self.builder.hash_builder(FILE, dlen, official).add_block(block)
-                self.counts[ext] += len(block)
-            self._parse_numbered(bulk.others, ext, file, official)
-            return
-        self.parse(data.decode("utf-8", "surrogateescape"), ext, file=file, official=official)
+        self.parse_chunks(chunks(data), ext, file=file, official=official)
+
+    def parse_chunks(self, pieces: Iterable[bytes], ext: str, *, file: str, official: bool) -> None:
+        """Parse one file given as pieces that each end with a line end (the last may not)."""
+        bulk = ext in ("hdb", "hsb") and not self.ignore
+        line = 1
+        for piece in pieces:
+            if bulk:
+                from mailwarden.engine.signatures.hashlines import plain_lines
+
+                found = plain_lines(piece, line)
+                for dlen, block in found.blocks.items():
+                    self.builder.hash_builder(FILE, dlen, official).add_block(block)
+                    self.counts[ext] += len(block)
+                self._parse_numbered(found.others, ext, file, official)
+            else:
+                text = piece.decode("utf-8", "surrogateescape").split("\n")
+                if piece.endswith(b"\n"):
+                    text.pop()
+                self._parse_numbered(enumerate(text, line), ext, file, official)
+            line += piece.count(b"\n")
 
     def parse_lines(self, lines: Iterable[str], ext: str, *, file: str, official: bool) -> None:
         """Parse one file given as lines (with or without their line ends)."""
