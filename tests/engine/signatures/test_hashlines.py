@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailwarden.engine.signatures.hashindex import HashIndex, HashIndexBuilder
-from mailwarden.engine.signatures.hashlines import plain_lines
+from mailwarden.engine.signatures.hashlines import chunks, file_chunks, plain_lines
 from mailwarden.engine.signatures.parsers import DatabaseParser
 from mailwarden.engine.signatures.tables import TableBuilder
 from mailwarden.errors import SignatureError
@@ -36,12 +37,14 @@ def _entries(index: HashIndex) -> list[Entry]:
 
 
 def _load(
-    data: bytes, ext: str, *, bulk: bool
+    data: bytes, ext: str, *, bulk: bool, chunk: int = 0
 ) -> tuple[dict[object, list[Entry]], dict[str, int]] | str:
     builder = TableBuilder()
     parser = DatabaseParser(builder)
     try:
-        if bulk:
+        if bulk and chunk:
+            parser.parse_chunks(chunks(data, chunk), ext, file="t." + ext, official=False)
+        elif bulk:
             parser.parse_bytes(data, ext, file="t." + ext, official=False)
         else:
             parser.parse(
@@ -100,11 +103,14 @@ _line = st.one_of(
     newline=st.sampled_from(["\n", "\r\n"]),
     final=st.booleans(),
     ext=st.sampled_from(["hdb", "hsb"]),
+    chunk=st.sampled_from([0, 1, 40, 100]),
 )
-def test_bulk_path_equals_line_path(lines: list[str], newline: str, final: bool, ext: str) -> None:
+def test_bulk_path_equals_line_path(
+    lines: list[str], newline: str, final: bool, ext: str, chunk: int
+) -> None:
     text = newline.join(lines) + (newline if final and lines else "")
     data = text.encode("utf-8", "surrogateescape")
-    assert _load(data, ext, bulk=True) == _load(data, ext, bulk=False)
+    assert _load(data, ext, bulk=True, chunk=chunk) == _load(data, ext, bulk=False)
 
 
 def test_error_names_the_line_after_bulk_lines() -> None:
@@ -160,3 +166,15 @@ def test_blocks_and_single_entries_sort_together() -> None:
     assert index.lookup(single[3][0], 3) == "S3"
     assert index.lookup(single[28][0], 99999) == "S28"  # any size
     assert all(index.wants_size(i) for i in range(300))
+
+
+def test_files_are_read_in_pieces_that_end_at_line_ends(tmp_path: Path) -> None:
+    text = b"".join(f"{_md5_hex(i)}:{i}:Sig-{i}\n".encode() for i in range(1000)) + b"tail"
+    path = tmp_path / "x.hdb"
+    path.write_bytes(text)
+    with path.open("rb") as fh:
+        read = list(file_chunks(fh, 1000))
+    for pieces in (read, list(chunks(text, 1000))):
+        assert b"".join(pieces) == text
+        assert len(pieces) > 20
+        assert all(p.endswith(b"\n") and len(p) <= 1100 for p in pieces[:-1])
