@@ -35,6 +35,7 @@ from mailwarden.engine.signatures.matchers import (
     HyperscanMatcher,
     HyperscanPlan,
     Matcher,
+    PendingMatcher,
     hyperscan_available,
 )
 from mailwarden.engine.signatures.parsers import (
@@ -263,8 +264,13 @@ def load_signatures(
             parser.precompiled.close()
             parser.precompiled = None
     finish = _start_matcher(kind, builder, plan)
-    _parse_all([s for s in sources if s.ext in _NO_PATTERNS], parser)
-    tables = builder.build()
+    try:
+        _parse_all([s for s in sources if s.ext in _NO_PATTERNS], parser)
+        tables = builder.build()
+    except BaseException:
+        if isinstance(finish, PendingMatcher):
+            finish.abort()  # no compile child outlives a failed load
+        raise
     built = finish()
     extra: dict[str, int] = {}
     if isinstance(built, HyperscanMatcher) and built.re_only:

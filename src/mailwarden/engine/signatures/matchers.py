@@ -132,7 +132,7 @@ class HyperscanMatcher:
         return cls.start_plan(plan)
 
     @classmethod
-    def start_plan(cls, plan: HyperscanPlan) -> Callable[[], HyperscanMatcher]:
+    def start_plan(cls, plan: HyperscanPlan) -> PendingMatcher:
         """:meth:`start` for entries collected while the patterns were added."""
         groups = plan.groups
         flags_per_pattern = bytes(plan.confirm)
@@ -166,7 +166,7 @@ class HyperscanMatcher:
             blobs = {key: blob for key, (blob, _) in done.items()}
             return cls.load(blobs, rejected, flags_per_pattern)
 
-        return finish
+        return PendingMatcher(finish, list(children.values()))
 
     def dump(self) -> dict[DbKey, bytes]:
         """Each database, serialised, by (target type, part)."""
@@ -210,6 +210,26 @@ class HyperscanMatcher:
             if targets is None or key[0] in targets:
                 db.scan(data, match_event_handler=on_match, scratch=self._scratch(key))
         return found
+
+
+class PendingMatcher:
+    """A matcher whose databases are compiling: call it for the matcher, or abort."""
+
+    def __init__(
+        self, finish: Callable[[], HyperscanMatcher], children: list[subprocess.Popen[bytes]]
+    ) -> None:
+        self._finish = finish
+        self._children = children
+
+    def __call__(self) -> HyperscanMatcher:
+        return self._finish()
+
+    def abort(self) -> None:
+        """Stop the compile children (the load failed after they started)."""
+        for proc in self._children:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.communicate()
 
 
 class _PatternText(Protocol):
