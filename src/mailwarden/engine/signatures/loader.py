@@ -252,7 +252,8 @@ def load_signatures(
     parser = DatabaseParser(builder)
     parser.skipped.update(pre_skipped)
     # body patterns first, so the matcher compiles while the hash lists parse
-    parser.precompiled = precompile.start([(s.path, s.ext) for s in bodies]) if big else None
+    with_patterns = [(s.path, s.ext) for s in bodies if s.ext in BODY_EXTS | cvd.CONTAINER_EXTS]
+    parser.precompiled = precompile.start(with_patterns) if big else None
     try:
         versions = _parse_all(bodies, parser)
     except BaseException:

@@ -16,7 +16,9 @@ line in an error.  A child that fails to start, dies or sends something
 unreadable costs nothing but the time it would have saved; the loader
 stops it when the parse is done.
 
-Frames on the pipe: ``u32 length`` then the record (see :func:`_encode`).
+Frames on the pipe: ``u32 length``, then ``u32 index`` (the pattern's place
+in the parser's order, which tells the parser where the child is) and the
+record (see :func:`_encode`).
 
 SECURITY: the child is this package run as the same user with the same
 files; it writes only to the pipe.  The parent still checks every frame's
