@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,8 @@ def test_https_with_a_secure_host_only_cookie(tmp_path: Path) -> None:
         ["web", "-c", str(config), "--listen", f"127.0.0.1:{port}"], port, tmp_path / "log"
     )
     try:
-        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=str(cert)) as client:
+        trust = ssl.create_default_context(cafile=str(cert))
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=trust) as client:
             page = client.get("/login")
             assert page.status_code == 200
             token = re.search(r'name="login_token" value="([^"]+)"', page.text)
