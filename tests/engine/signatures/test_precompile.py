@@ -162,3 +162,31 @@ def test_a_failed_load_leaves_no_child_behind(
     # compile child: all ended
     assert len(started) >= 2
     assert all(proc.returncode is not None for proc in started)
+
+
+def test_patterns_inside_a_container_are_compiled_ahead_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_cvd import _container
+
+    dbs = _databases(600, seed=11)
+    folder = tmp_path / "db"
+    folder.mkdir()
+    (folder / "daily.cvd").write_bytes(
+        _container({"daily.ndb": dbs["a.ndb"].encode(), "daily.ldb": dbs["b.ldb"].encode()})
+    )
+    pre = precompile.start([(folder / "daily.cvd", "cvd")])
+    assert pre is not None
+    deadline = time.monotonic() + 60
+    while pre._fd >= 0 and time.monotonic() < deadline:
+        pre._poll()
+        time.sleep(0.01)
+    wanted = [line.split(":")[3] for line in dbs["a.ndb"].splitlines() if "$" not in line]
+    complex_ = [t for t in wanted if not is_plain(t)]
+    assert all(pre._ready.get((t, "")) == compile_hexsig(t) for t in complex_)
+    pre.close()
+    # and a load through the container is the same with and without it
+    monkeypatch.setattr(loader_mod, "PRECOMPILE_FROM", 1 << 40)
+    alone = _load(folder, tmp_path / "c1")
+    monkeypatch.setattr(loader_mod, "PRECOMPILE_FROM", 0)
+    assert _load(folder, tmp_path / "c2") == alone
