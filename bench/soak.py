@@ -353,6 +353,27 @@ async def blast(run: Run) -> None:
 # --- memory and faults ------------------------------------------------------------------
 
 
+def memory(values: list[int], every: float) -> dict[str, Any] | None:
+    """First, last and largest sample in MiB, and the largest of each minute.
+
+    The minutes show whether memory levels off (warm-up, the busiest
+    moment's buffers) or keeps climbing (a leak).
+    """
+    if not values:
+        return None
+    mib = 1024 * 1024
+    per_minute = max(1, round(60 / every))
+    return {
+        "first": round(values[0] / mib, 1),
+        "last": round(values[-1] / mib, 1),
+        "max": round(max(values) / mib, 1),
+        "by_minute": [
+            round(max(values[i : i + per_minute]) / mib, 1)
+            for i in range(0, len(values), per_minute)
+        ],
+    }
+
+
 def _tree_rss(pid: int) -> int:
     import psutil
 
@@ -550,16 +571,6 @@ def account(run: Run, queued: int) -> dict[str, Any]:
 
     waits = sorted(times[k] - s.accepted_at for k, s in accepted.items() if k in times)
 
-    def memory(values: list[int]) -> dict[str, float] | None:
-        if not values:
-            return None
-        mib = 1024 * 1024
-        return {
-            "first": round(values[0] / mib, 1),
-            "last": round(values[-1] / mib, 1),
-            "max": round(max(values) / mib, 1),
-        }
-
     return {
         "agent": run.args.agent,
         "sessions": run.args.sessions,
@@ -582,8 +593,8 @@ def account(run: Run, queued: int) -> dict[str, Any]:
         "delayed_over_30s": sum(1 for w in waits if w > 30),
         "wrong": len(wrong),
         "first_delivery_after_fault_s": recovery,
-        "rss_daemon_mib": memory(run.rss["daemon"]),
-        "rss_agent_mib": memory(run.rss["agent"]),
+        "rss_daemon_mib": memory(run.rss["daemon"], run.args.sample),
+        "rss_agent_mib": memory(run.rss["agent"], run.args.sample),
         "events": run.events[:20],
         "examples": {"lost": lost[:5], "duplicated": duplicated[:5], "wrong": wrong[:5]},
         "load_average": [round(x, 2) for x in os.getloadavg()],
@@ -678,16 +689,6 @@ def soak_imap(args: argparse.Namespace) -> int:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 
-    def memory(values: list[int]) -> dict[str, float] | None:
-        mib = 1024 * 1024
-        if not values:
-            return None
-        return {
-            "first": round(values[0] / mib, 1),
-            "last": round(values[-1] / mib, 1),
-            "max": round(max(values) / mib, 1),
-        }
-
     report = {
         "agent": "imap-proxy",
         "sessions": args.sessions,
@@ -695,8 +696,8 @@ def soak_imap(args: argparse.Namespace) -> int:
         "fault": args.fault,
         "fetches": sum(tally.values()),
         **dict(tally),
-        "rss_daemon_mib": memory(run.rss["daemon"]),
-        "rss_agent_mib": memory(run.rss["agent"]),
+        "rss_daemon_mib": memory(run.rss["daemon"], run.args.sample),
+        "rss_agent_mib": memory(run.rss["agent"], run.args.sample),
         "events": run.events[:20],
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "command": " ".join(["bench/soak.py", *sys.argv[1:]]),

@@ -189,6 +189,11 @@ service pop3-login {{
 service anvil {{
   chroot =
 }}
+protocol imap {{
+  # Dovecot allows 10 connections per user and address by default; a load
+  # test opens more than that for one user
+  mail_max_userip_connections = 200
+}}
 """
         )
 
