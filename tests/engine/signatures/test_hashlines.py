@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailwarden.engine.signatures.hashindex import HashIndex, HashIndexBuilder
-from mailwarden.engine.signatures.hashlines import chunks, file_chunks, plain_lines
-from mailwarden.engine.signatures.parsers import DatabaseParser
+from mailwarden.engine.signatures.hashlines import plain_lines
+from mailwarden.engine.signatures.parsers import DatabaseParser, chunks, file_chunks
 from mailwarden.engine.signatures.tables import TableBuilder
 from mailwarden.errors import SignatureError
 

@@ -4,9 +4,9 @@ The hash databases are the millions of a signature set (ClamAV's ``main``
 and ``daily`` carry several million MD5 and SHA lines), so reading them a
 line at a time in Python is what a cold load of a big set spends most of
 its time on.  :func:`plain_lines` reads the bytes of many lines of an
-``.hdb``/``.hsb`` file as arrays instead (:func:`chunks` and
-:func:`file_chunks` cut a file into pieces of about :data:`CHUNK` bytes at
-line ends, so memory stays a few times that, whatever the file's size): it
+``.hdb``/``.hsb`` file as arrays instead (the parser hands it pieces of a
+file of about 8 MiB cut at line ends, so memory stays a few times that,
+whatever the file's size): it
 finds each line's two colons, checks the digest (32, 40 or 64 hex digits),
 the size (1 to 19 decimal digits) and the name (at least one byte, no colon,
 no space or control byte at either end), and returns, per digest length,
@@ -24,17 +24,13 @@ before it is checked, and memory is a fixed multiple of the chunk's size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
 #: Hex digits of a digest -> its length in bytes (MD5, SHA1, SHA256).
 _HEX_DIGITS = {32: 16, 40: 20, 64: 32}
-#: Bytes read at a time: the arrays of one chunk take a few times its size.
-CHUNK = 8 << 20
 #: A size of more digits than this may not fit 64 bits: the general path decides.
 _MAX_SIZE_DIGITS = 19
 
@@ -75,34 +71,6 @@ class PlainLines:
     blocks: dict[int, PlainBlock]
     #: (line number from 1, text) of every other line, in file order
     others: list[tuple[int, str]]
-
-
-def chunks(data: bytes, size: int = CHUNK) -> Iterator[bytes]:
-    """``data`` cut after a line end about every ``size`` bytes."""
-    start = 0
-    while start < len(data):
-        cut = data.find(b"\n", start + size - 1)
-        end = len(data) if cut < 0 else cut + 1
-        yield data[start:end]
-        start = end
-
-
-def file_chunks(fh: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
-    """A file's bytes cut after a line end about every ``size`` bytes."""
-    rest = b""
-    while True:
-        block = fh.read(size)
-        if not block:
-            break
-        block = rest + block
-        cut = block.rfind(b"\n") + 1
-        if not cut:
-            rest = block
-            continue
-        rest = block[cut:]
-        yield block[:cut]
-    if rest:
-        yield rest
 
 
 def plain_lines(data: bytes, first_line: int = 1) -> PlainLines:

@@ -43,6 +43,7 @@ from mailwarden.engine.signatures.parsers import (
     HASH_EXTS,
     SUPPORTED_EXTS,
     DatabaseParser,
+    file_chunks,
 )
 from mailwarden.engine.signatures.precompile import BODY_EXTS
 from mailwarden.engine.signatures.sigset import LoadReport, SignatureSet
@@ -144,8 +145,6 @@ def _parse_all(sources: list[_Source], parser: DatabaseParser) -> list[str]:
                 parser.parse_bytes(data, ext, file=f"{src.path}[{name}]", official=True)
             continue
         if src.ext in HASH_EXTS:
-            from mailwarden.engine.signatures.hashlines import file_chunks
-
             # the plain lines of a hash file are read in bulk, a few megabytes at a time
             with src.path.open("rb") as fh:
                 parser.parse_chunks(
@@ -157,20 +156,13 @@ def _parse_all(sources: list[_Source], parser: DatabaseParser) -> list[str]:
     return versions
 
 
-def _lines(fh: BinaryIO, chunk: int = 4 << 20) -> Iterator[str]:
+def _lines(fh: BinaryIO) -> Iterator[str]:
     """The lines of a file split at LF only, read a few megabytes at a time."""
-    rest = b""
-    while True:
-        block = fh.read(chunk)
-        if not block:
-            break
-        block = rest + block
-        cut = block.rfind(b"\n") + 1
-        rest = block[cut:]
-        if cut:
-            yield from block[:cut].decode("utf-8", "surrogateescape").split("\n")[:-1]
-    if rest:
-        yield rest.decode("utf-8", "surrogateescape")
+    for piece in file_chunks(fh):
+        lines = piece.decode("utf-8", "surrogateescape").split("\n")
+        if piece.endswith(b"\n"):
+            lines.pop()
+        yield from lines
 
 
 def _body_size(bodies: list[_Source]) -> int:

@@ -32,8 +32,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO
 
 from mailwarden.engine.signatures.hashindex import WILDCARD_SIZE
 from mailwarden.engine.signatures.hexsig import CompiledPattern, compile_hexsig
@@ -90,8 +90,6 @@ class DatabaseParser:
 
     def parse_bytes(self, data: bytes, ext: str, *, file: str, official: bool) -> None:
         """Parse one whole file's bytes; plain hash lines are read in bulk."""
-        from mailwarden.engine.signatures.hashlines import chunks
-
         self.parse_chunks(chunks(data), ext, file=file, official=official)
 
     def parse_chunks(self, pieces: Iterable[bytes], ext: str, *, file: str, official: bool) -> None:
@@ -299,6 +297,38 @@ class DatabaseParser:
         if target is None:
             raise MalformedSignature("target description has no Target")
         return target, filesize, container
+
+
+#: Bytes of a file handled at a time: the arrays of one piece take a few times its size.
+CHUNK = 8 << 20
+
+
+def chunks(data: bytes, size: int = CHUNK) -> Iterator[bytes]:
+    """``data`` cut after a line end about every ``size`` bytes."""
+    start = 0
+    while start < len(data):
+        cut = data.find(b"\n", start + size - 1)
+        end = len(data) if cut < 0 else cut + 1
+        yield data[start:end]
+        start = end
+
+
+def file_chunks(fh: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
+    """A file's bytes cut after a line end about every ``size`` bytes."""
+    rest = b""
+    while True:
+        block = fh.read(size)
+        if not block:
+            break
+        block = rest + block
+        cut = block.rfind(b"\n") + 1
+        if not cut:
+            rest = block
+            continue
+        rest = block[cut:]
+        yield block[:cut]
+    if rest:
+        yield rest
 
 
 def split_subsig(text: str) -> tuple[str, str, str | None]:
